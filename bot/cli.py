@@ -1,0 +1,127 @@
+"""Command line: one small function per sub-command, each returning an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.knowledge import KnowledgeError, check_knowledge, load_knowledge
+from bot.replies import Brain, build_brain, respond
+
+
+class _Stop(Exception):
+    """A one-line error for the person at the terminal, and the exit code to leave with."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        return load_settings(args.config)
+    except ConfigError as error:
+        raise _Stop(f"config error: {error}") from None
+
+
+def _brain(settings: Settings) -> Brain:
+    try:
+        kb = load_knowledge(settings.knowledge_path)
+    except KnowledgeError as error:
+        raise _Stop(f"the knowledge base has errors: {error}") from None
+    return build_brain(kb, settings)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from bot.console import run_console
+
+    brain = _brain(_settings(args))
+    interactive = sys.stdin.isatty()
+    try:
+        return run_console(brain, sys.stdin, sys.stdout, interactive, args.explain)
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+        return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from bot.console import explain
+
+    brain = _brain(_settings(args))
+    messages = sys.stdin if args.message == ["-"] else [" ".join(args.message)]
+    for line in messages:
+        reply = respond(brain, line.rstrip("\n"))
+        if args.json:
+            payload = reply.as_json()
+            if args.explain and reply.decision is not None:
+                payload["explain"] = explain(reply)
+            sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(reply.text + "\n")
+            if args.explain:
+                sys.stdout.write(explain(reply) + "\n")
+            if args.message == ["-"]:
+                sys.stdout.write("\n")
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bot.validate import validate
+
+    settings = _settings(args)
+    path = Path(args.path) if args.path else settings.knowledge_path
+    kb, problems = check_knowledge(path)
+    return validate(kb, problems, settings, path, sys.stdout)
+
+
+def cmd_telegram(args: argparse.Namespace) -> int:
+    from bot.telegram_app import run
+
+    settings = _settings(args)
+    return run(settings, _brain(settings))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portbot", description="PortBot: answers patients' questions about "
+                                     "venous access ports from a staff-curated knowledge base.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", metavar="PATH", help="config file (default: ./config.yaml if present, else "
+                       "built-in defaults)")
+        return p
+
+    p = command("console", "chat with the bot in the terminal")
+    p.add_argument("--explain", action="store_true", help="show candidates, scores and the decision")
+    p.set_defaults(func=cmd_console)
+
+    p = command("ask", "answer one message, or one per line of standard input with '-'")
+    p.add_argument("message", nargs="+", help="the message, or - to read one message a line from stdin")
+    p.add_argument("--json", action="store_true", help="one JSON object per message (see README)")
+    p.add_argument("--explain", action="store_true", help="show candidates, scores and the decision")
+    p.set_defaults(func=cmd_ask)
+
+    p = command("validate", "check the knowledge base and list every problem with file, line and entry")
+    p.add_argument("path", nargs="?", help="knowledge folder (default: knowledge.path from the config)")
+    p.set_defaults(func=cmd_validate)
+
+    p = command("telegram", "run the Telegram bot (token from TELEGRAM_BOT_TOKEN)")
+    p.set_defaults(func=cmd_telegram)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except _Stop as stop:
+        sys.stderr.write(f"portbot: {stop}\n")
+        return stop.code
+    except BrokenPipeError:
+        return 0

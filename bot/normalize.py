@@ -1,0 +1,178 @@
+"""Turn free text into matching tokens: case, accents, contractions, lay-term synonyms, typo repair and stems."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import snowballstemmer
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+# Matching looks at this much of a message; the rest of a 100 000-character paste adds nothing but cost.
+MAX_MATCH_CHARS = 1200
+
+# Words that carry no topic. Question words (what, how, where, who, why, when, long, many, much) are kept on
+# purpose: they tell "how long does it stay" from "how many times" and "where does it go".
+FILLER = frozenset(
+    """
+    a an the and or but so if then than that this these those there here it its
+    i me my mine myself we us our you your yours he him his she her they them their
+    is are am was were be been being do does did done doing have has had having
+    can could will would shall should may might must ought
+    of to in on at for with about from by into onto up as per via
+    please pls just really very quite also too any some anything something all
+    ok okay um uh hmm well oh yes yeah no not
+    get gets got getting go goes going went gone
+    know tell told telling say said saying think thought wonder wondering wondered
+    want wanted wanting like
+    question questions ask asking asked anyone somebody someone
+    thing things stuff bit lot lots kind sort
+    one ones actually basically still even ever again already now today
+    im ive id dont cant wont isnt doesnt didnt
+    hi hello hey thanks thank
+    """.split()
+)
+
+_CONTRACTIONS = (
+    (re.compile(r"\bwon't\b"), "will not"),
+    (re.compile(r"\bcan't\b"), "can not"),
+    (re.compile(r"\bcannot\b"), "can not"),
+    (re.compile(r"\bshan't\b"), "shall not"),
+    (re.compile(r"n't\b"), " not"),
+    (re.compile(r"'re\b"), " are"),
+    (re.compile(r"'m\b"), " am"),
+    (re.compile(r"'ve\b"), " have"),
+    (re.compile(r"'ll\b"), " will"),
+    (re.compile(r"'d\b"), " would"),
+    (re.compile(r"'s\b"), ""),
+)
+
+# Contractions typed without the apostrophe, which phones and hurried thumbs produce all the time.
+_BARE_CONTRACTIONS = {
+    "dont": "do not", "doesnt": "does not", "didnt": "did not", "cant": "can not", "wont": "will not",
+    "isnt": "is not", "arent": "are not", "wasnt": "was not", "werent": "were not", "havent": "have not",
+    "hasnt": "has not", "hadnt": "had not", "shouldnt": "should not", "wouldnt": "would not",
+    "couldnt": "could not", "im": "i am", "ive": "i have", "youre": "you are", "theyre": "they are",
+    "whats": "what is", "hows": "how is", "wheres": "where is", "whos": "who is", "thats": "that is",
+}
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'", "\u02bc": "'"})
+_NOT_WORD = re.compile(r"[^a-z0-9.']+")
+_LOOSE_DOT = re.compile(r"(?<![0-9])\.|\.(?![0-9])")
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+def fold(text: str) -> str:
+    """Lower-case, accent-free text with contractions expanded and punctuation turned into single spaces."""
+    text = unicodedata.normalize("NFKD", text[:MAX_MATCH_CHARS * 2]).translate(_APOSTROPHES).casefold()
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    for pattern, replacement in _CONTRACTIONS:
+        text = pattern.sub(replacement, text)
+    text = _LOOSE_DOT.sub(" ", _NOT_WORD.sub(" ", text)).replace("'", " ")
+    words = [_BARE_CONTRACTIONS.get(word, word) for word in text.split()]
+    return " ".join(words)
+
+
+def stem(word: str) -> str:
+    """The word's stem, so that "swimming", "swim" and "swims" meet."""
+    return str(_STEMMER.stemWord(word))
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What normalisation made of a message, kept so the matcher can explain itself."""
+
+    words: tuple[str, ...]
+    tokens: tuple[str, ...]
+    repairs: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """The knowledge base's own vocabulary and its synonym table, ready to normalise messages against."""
+
+    synonyms: Mapping[tuple[str, ...], tuple[str, ...]]
+    longest_variant: int
+    vocabulary: frozenset[str]
+    by_frequency: tuple[str, ...]
+    _repairs: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def analyse(self, text: str) -> Analysis:
+        """Fold, repair typos, apply synonyms, stem and drop filler."""
+        words = fold(text[:MAX_MATCH_CHARS]).split()
+        repairs: list[tuple[str, str]] = []
+        fixed: list[str] = []
+        for word in words:
+            better = self.repair(word)
+            if better is not None:
+                repairs.append((word, better))
+                word = better
+            fixed.append(word)
+        replaced = self.apply_synonyms(fixed)
+        tokens = tuple(stem(word) for word in replaced if word not in FILLER)
+        return Analysis(tuple(replaced), tokens, tuple(repairs))
+
+    def tokens(self, text: str) -> tuple[str, ...]:
+        return self.analyse(text).tokens
+
+    def apply_synonyms(self, words: list[str]) -> list[str]:
+        """Replace each patient variant (longest first) with the knowledge base's own word."""
+        out: list[str] = []
+        i = 0
+        while i < len(words):
+            for size in range(min(self.longest_variant, len(words) - i), 0, -1):
+                canonical = self.synonyms.get(tuple(words[i : i + size]))
+                if canonical is not None:
+                    out.extend(canonical)
+                    i += size
+                    break
+            else:
+                out.append(words[i])
+                i += 1
+        return out
+
+    def repair(self, word: str) -> str | None:
+        """The knowledge-base word a misspelt word most likely meant, or None to leave it alone.
+
+        Only longer alphabetic words are repaired, within one edit (two from eight letters), and only towards a
+        word with the same first letter: short words and first letters are where a repair turns one real
+        word into another ("hurt" into "heart", "removed" into "moved")."""
+        if len(word) < 5 or word in self.vocabulary or not word.isalpha():
+            return None
+        if word in self._repairs:
+            return self._repairs[word]
+        limit = 1 if len(word) < 8 else 2
+        found = process.extract(word, self.by_frequency, scorer=OSA.distance, score_cutoff=limit, limit=8)
+        best = None
+        for candidate, _distance, _index in sorted(found, key=lambda hit: (hit[1], hit[2])):
+            if candidate[0] == word[0] and len(candidate) >= 4:
+                best = candidate
+                break
+        if len(self._repairs) < 50_000:
+            self._repairs[word] = best
+        return best
+
+
+def build_lexicon(synonyms: Iterable[tuple[str, Iterable[str]]], texts: Iterable[str]) -> Lexicon:
+    """A lexicon from (canonical, variants) pairs and every text whose words count as known."""
+    table: dict[tuple[str, ...], tuple[str, ...]] = {}
+    counts: Counter[str] = Counter()
+    for canonical, variants in synonyms:
+        target = tuple(fold(canonical).split())
+        counts.update(target)
+        for variant in variants:
+            key = tuple(fold(variant).split())
+            counts.update(key)
+            if key and key != target:
+                table[key] = target
+    for text in texts:
+        counts.update(fold(text).split())
+    counts.update(FILLER)
+    vocabulary = frozenset(word for word in counts if len(word) >= 3)
+    by_frequency = tuple(sorted(vocabulary, key=lambda word: (-counts[word], word)))
+    longest = max((len(key) for key in table), default=1)
+    return Lexicon(table, longest, vocabulary, by_frequency)

@@ -1,0 +1,144 @@
+"""Pure reply composition shared by every front end: one message in, one Reply out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rapidfuzz import fuzz
+
+from bot import safety
+from bot.config import Settings
+from bot.knowledge import Entry, KnowledgeBase
+from bot.matching import Candidate, Decision, Index, build_index, match
+from bot.normalize import fold
+
+Kind = Literal["answer", "clarify", "fallback", "urgent", "chat"]
+_SMALLTALK_RATIO = 88.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Everything a front end needs to show one reply; `text` is exactly what the patient reads."""
+
+    kind: Kind
+    text: str
+    entry: str | None = None
+    score: float | None = None
+    candidates: tuple[Candidate, ...] = ()
+    related: tuple[tuple[str, str], ...] = ()
+    reason: str = ""
+    decision: Decision | None = field(default=None, compare=False)
+
+    def as_json(self) -> dict[str, object]:
+        """The stable `portbot ask --json` contract."""
+        return {
+            "kind": self.kind,
+            "text": self.text,
+            "entry": self.entry,
+            "score": self.score,
+            "candidates": [{"entry": c.entry, "question": c.question, "score": c.score} for c in self.candidates],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Brain:
+    """A loaded knowledge base, its matching index and the settings: all a reply depends on."""
+
+    kb: KnowledgeBase
+    index: Index
+    settings: Settings
+    texts: Mapping[str, str]
+    smalltalk: tuple[tuple[str, str, str], ...]  # (folded pattern, intent, reply)
+
+
+def build_brain(kb: KnowledgeBase, settings: Settings) -> Brain:
+    """Prepare everything that does not change from one message to the next."""
+    values = settings.placeholders()
+    texts = {name: text.format(**values) for name, text in kb.texts.items()}
+    talk = tuple((fold(p), t.intent, t.reply.format(**values)) for t in kb.smalltalk for p in t.patterns)
+    return Brain(kb, build_index(kb), settings, texts, tuple(item for item in talk if item[0]))
+
+
+def respond(brain: Brain, message: str) -> Reply:
+    """The reply to one patient message: safety first, then small talk, then the knowledge base."""
+    if not fold(message):
+        return Reply("fallback", brain.texts["empty_message"], reason="empty message")
+    finding = safety.check(message, brain.kb.safety)
+    if finding is not None:
+        name = "crisis" if finding.kind == "crisis" else "urgent"
+        return Reply("urgent", brain.texts[name], reason=finding.reason)
+    talk = _smalltalk(brain, message)
+    if talk is not None:
+        intent, text = talk
+        return Reply("chat", text, reason=f"small talk: {intent}")
+    decision = match(brain.index, message, brain.settings.matching)
+    if decision.outcome == "answer":
+        best = decision.candidates[0]
+        entry = brain.kb.entry(best.entry)
+        assert entry is not None  # the index is built from these very entries
+        return _answer_reply(brain, entry, best.score, decision)
+    if decision.outcome == "clarify":
+        return clarify_reply(brain, decision)
+    return Reply("fallback", brain.texts["not_covered"], score=_top(decision), candidates=decision.candidates,
+                 reason=decision.reason, decision=decision)
+
+
+def answer_entry(brain: Brain, entry_id: str) -> Reply | None:
+    """The answer to one entry chosen directly (a button, a topic list); None if the entry no longer exists."""
+    entry = brain.kb.entry(entry_id)
+    return None if entry is None else _answer_reply(brain, entry, None, None)
+
+
+def not_covered(brain: Brain) -> Reply:
+    """The honest "this guide does not cover that" reply."""
+    return Reply("fallback", brain.texts["not_covered"], reason="chosen: none of these")
+
+
+def clarify_reply(brain: Brain, decision: Decision) -> Reply:
+    lines = [brain.texts["clarify_prompt"]]
+    lines += [f"{number}. {c.question}" for number, c in enumerate(decision.candidates, 1)]
+    lines.append(brain.texts["clarify_hint"])
+    return Reply("clarify", "\n".join(lines), score=_top(decision), candidates=decision.candidates,
+                 reason=decision.reason, decision=decision)
+
+
+def _answer_reply(brain: Brain, entry: Entry, score: float | None, decision: Decision | None) -> Reply:
+    parts = [entry.answer]
+    if entry.warning_signs:
+        parts.append(brain.texts["warning_signs"])
+    parts.append(brain.texts["care_team_reminder"])
+    related = tuple((r, brain.kb.by_id[r].question) for r in entry.related if r in brain.kb.by_id)[:3]
+    candidates = decision.candidates if decision else ()
+    return Reply("answer", "\n\n".join(parts), entry.id, score, candidates, related,
+                 decision.reason if decision else "chosen directly", decision)
+
+
+def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
+    """Small talk only when the whole message is small talk: "hi, can I swim?" is a question."""
+    folded = fold(message)
+    if len(folded) > 60:
+        return None
+    best: tuple[float, str, str] | None = None
+    for pattern, intent, reply in brain.smalltalk:
+        if folded == pattern:
+            return intent, reply
+        if len(folded) >= 4:
+            ratio = fuzz.ratio(folded, pattern)
+            if ratio >= _SMALLTALK_RATIO and (best is None or ratio > best[0]):
+                best = (ratio, intent, reply)
+    if best is not None:
+        return best[1], best[2]
+    # "hi thanks bye" and "ok thank you so much": every word belongs to some small-talk pattern.
+    words = folded.split()
+    known = {word for pattern, _, _ in brain.smalltalk for word in pattern.split()}
+    if words and len(words) <= 8 and all(word in known for word in words):
+        for pattern, intent, reply in brain.smalltalk:
+            if pattern.split()[0] == words[0]:
+                return intent, reply
+    return None
+
+
+def _top(decision: Decision) -> float | None:
+    return decision.candidates[0].score if decision.candidates else None
