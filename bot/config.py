@@ -26,7 +26,7 @@ class CareTeam:
     name: str = "your care team"
     phone: str = "the number your clinic gave you"
     emergency_number: str = "112"
-    crisis_line: str = "the emergency number, 112"
+    crisis_line: str = "116 123, a free emotional support line in many European countries"
 
 
 @dataclass(frozen=True, slots=True)
