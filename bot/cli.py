@@ -79,6 +79,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return validate(kb, problems, settings, path, sys.stdout)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from bot.evaluate import load_cases, run_cases, summarize, table
+    from bot.yamlfile import YamlProblem
+
+    settings = _settings(args)
+    path = Path(args.file) if args.file else settings.knowledge_path / "tests.yaml"
+    try:
+        cases = load_cases(path)
+    except YamlProblem as error:
+        raise _Stop(str(error.problem)) from None
+    results = run_cases(_brain(settings), cases)
+    sys.stdout.write(table(results, failures_only=args.failures) + "\n\n")
+    failed = sum(not r.ok for r in results)
+    sys.stdout.write(f"{path}: {len(results) - failed} of {len(results)} passed; {summarize(results).line()}\n")
+    return 1 if failed else 0
+
+
 def cmd_telegram(args: argparse.Namespace) -> int:
     from bot.telegram_app import run
 
@@ -111,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", help="knowledge folder (default: knowledge.path from the config)")
     p.set_defaults(func=cmd_validate)
 
+    p = command("eval", "run staff regression checks: messages and the reply each must get")
+    p.add_argument("file", nargs="?", help="cases file (default: tests.yaml in the knowledge folder)")
+    p.add_argument("--failures", action="store_true", help="list only the cases that fail")
+    p.set_defaults(func=cmd_eval)
+
     p = command("telegram", "run the Telegram bot (token from TELEGRAM_BOT_TOKEN)")
     p.set_defaults(func=cmd_telegram)
     return parser
@@ -118,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for stream in (sys.stdin, sys.stdout):
+        # A stray byte that is not UTF-8 must not end a session with a traceback.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     try:
         return int(args.func(args))
     except _Stop as stop:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from rapidfuzz import fuzz
 
 from bot.config import Matching
 from bot.knowledge import KnowledgeBase
-from bot.normalize import Lexicon, build_lexicon
+from bot.normalize import MAX_MATCH_CHARS, Lexicon, build_lexicon
 
 Outcome = Literal["answer", "clarify", "fallback"]
 
@@ -92,8 +93,8 @@ def build_index(kb: KnowledgeBase) -> Index:
         for token in words:
             doc_freq[token] += 1
     total = max(1, len(kb.entries))
-    weights = {token: math.log((total + 1) / (count + 0.5)) for token, count in doc_freq.items()}
-    unknown = math.log((total + 1) / 0.5)
+    weights = {token: _idf(total, count) for token, count in doc_freq.items()}
+    unknown = _idf(total, 0)
     phrasings: list[_Phrasing] = []
     postings: dict[str, list[int]] = defaultdict(list)
     for number, text, tokens in raw:
@@ -107,13 +108,47 @@ def build_index(kb: KnowledgeBase) -> Index:
                  weights, unknown, {t: tuple(p) for t, p in postings.items()}, tuple(frozenset(v) for v in vocab))
 
 
+_CLAUSE = re.compile(r"[.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could|will|would|is|are|do|does|did|"
+                     r"should|when|where|who|whos|why|which|am|any|wat|wht|cn|r)\b)", re.IGNORECASE)
+# A clause found inside a longer message counts a little less than the same words sent alone.
+_CLAUSE_FACTOR = 0.96
+MIN_CLAUSE_TOKENS = 2
+
+
+def _idf(entries: int, containing: int) -> float:
+    """How much a word tells entries apart: high for a word only one entry uses, low but never zero for "port"."""
+    return math.log(1 + (entries + 1) / (containing + 0.5))
+
+
 def match(index: Index, message: str, settings: Matching) -> Decision:
-    """Rank the entries for `message` and decide: answer, ask which one they meant, or say it is not covered."""
+    """Rank the entries for `message` and decide: answer, ask which one they meant, or say it is not covered.
+
+    Long messages are also scored clause by clause, since the question is often one sentence inside a story
+    ("my oncologist wants me to get a port next week. who puts it in?")."""
     analysis = index.lexicon.analyse(message)
     tokens = analysis.tokens
     unknown = tuple(dict.fromkeys(t for t in tokens if t not in index.weights))
     if not tokens:
         return Decision("fallback", (), "no informative words", tokens, analysis.repairs)
+    best = _rank(index, tokens, 1.0)
+    clauses = [c for c in _CLAUSE.split(message[:MAX_MATCH_CHARS]) if c.strip()]
+    if len(clauses) > 1:
+        for clause in clauses:
+            clause_tokens = index.lexicon.tokens(clause)
+            if len(set(clause_tokens)) >= MIN_CLAUSE_TOKENS and len(clause_tokens) < len(tokens):
+                for entry, hit in _rank(index, clause_tokens, _CLAUSE_FACTOR).items():
+                    if hit[0] > best.get(entry, (0.0, -1))[0]:
+                        best[entry] = hit
+    ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
+    candidates = tuple(
+        Candidate(index.entry_ids[e], index.questions[e], round(s, 3), index.phrasings[p].text)
+        for e, (s, p) in ranked[: max(settings.max_candidates, 3)]
+    )
+    return _decide(candidates, settings, tokens, analysis.repairs, unknown)
+
+
+def _rank(index: Index, tokens: tuple[str, ...], factor: float) -> dict[int, tuple[float, int]]:
+    """The best score of each entry sharing a word with `tokens`, and the phrasing that gave it."""
     message_set = frozenset(tokens)
     message_pairs = frozenset(zip(tokens, tokens[1:], strict=False))
     message_weight = sum(index.weight(t) for t in message_set)
@@ -126,15 +161,17 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
                 continue
             seen.add(number)
             phrasing = index.phrasings[number]
-            score = _score(index, phrasing, message_set, message_pairs, message_weight, folded)
+            score = factor * _score(index, phrasing, message_set, message_pairs, message_weight, folded)
             if score > best.get(phrasing.entry, (0.0, -1))[0]:
                 best[phrasing.entry] = (score, number)
-    ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
-    candidates = tuple(
-        Candidate(index.entry_ids[e], index.questions[e], round(s, 3), index.phrasings[p].text)
-        for e, (s, p) in ranked[: max(settings.max_candidates, 3)]
-    )
-    return _decide(candidates, settings, tokens, analysis.repairs, unknown)
+    return best
+
+
+# Knobs of the scoring formula, fixed here because they belong to the method, not to a deployment.
+VOCAB_CREDIT = 0.5     # a message word that this entry knows from its other phrasings
+OTHER_PENALTY = 1.0    # a word the knowledge base knows from other entries only
+STORY_TOKENS = 8.0     # beyond this many words, words unknown to the knowledge base count less and less
+COVER_EXP = 0.5        # score = covered ** COVER_EXP * explained ** (1 - COVER_EXP)
 
 
 def _score(index: Index, phrasing: _Phrasing, message: frozenset[str], pairs: frozenset[tuple[str, str]],
@@ -144,11 +181,20 @@ def _score(index: Index, phrasing: _Phrasing, message: frozenset[str], pairs: fr
     if common <= 0 or phrasing.weight <= 0:
         return 0.0
     vocab = index.entry_vocab[phrasing.entry]
-    # Words of the message that this entry knows from its other phrasings still count as on topic.
-    on_topic = common + 0.5 * sum(index.weight(t) for t in message - shared if t in vocab)
+    known = unknown = other = 0.0
+    for token in message - shared:
+        weight = index.weight(token)
+        if token in vocab:
+            known += weight
+        elif token in index.weights:
+            other += weight
+        else:
+            unknown += weight
+    story = min(1.0, STORY_TOKENS / len(message))
+    on_topic = common + VOCAB_CREDIT * known
+    explained = on_topic / (common + known + OTHER_PENALTY * other + story * unknown)
     covered = common / phrasing.weight
-    explained = min(1.0, on_topic / message_weight) if message_weight else 0.0
-    score = math.sqrt(covered * explained)
+    score = covered**COVER_EXP * min(1.0, explained) ** (1 - COVER_EXP)
     if pairs & phrasing.pairs:
         score += 0.03
     score += 0.05 * (fuzz.ratio(folded, phrasing.folded) / 100.0 - 0.5)

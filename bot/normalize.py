@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import snowballstemmer
@@ -99,6 +100,7 @@ class Lexicon:
     longest_variant: int
     vocabulary: frozenset[str]
     by_frequency: tuple[str, ...]
+    english: Callable[[str], bool] = field(default=lambda word: False, compare=False, repr=False)
     _repairs: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def analyse(self, text: str) -> Analysis:
@@ -138,23 +140,32 @@ class Lexicon:
     def repair(self, word: str) -> str | None:
         """The knowledge-base word a misspelt word most likely meant, or None to leave it alone.
 
-        Only longer alphabetic words are repaired, within one edit (two from eight letters), and only towards a
-        word with the same first letter: short words and first letters are where a repair turns one real
-        word into another ("hurt" into "heart", "removed" into "moved")."""
-        if len(word) < 5 or word in self.vocabulary or not word.isalpha():
+        Real English words are never repaired, so "sleep" does not become "seep" nor "hurt" "heart". Others are
+        repaired within one edit (two from seven letters), towards a word with the same first letter unless
+        the word is long ("numothorax" still finds "pneumothorax")."""
+        if len(word) < 4 or word in self.vocabulary or not word.isalpha():
             return None
         if word in self._repairs:
             return self._repairs[word]
-        limit = 1 if len(word) < 8 else 2
-        found = process.extract(word, self.by_frequency, scorer=OSA.distance, score_cutoff=limit, limit=8)
         best = None
-        for candidate, _distance, _index in sorted(found, key=lambda hit: (hit[1], hit[2])):
-            if candidate[0] == word[0] and len(candidate) >= 4:
-                best = candidate
-                break
+        if not self.english(word):
+            limit = 1 if len(word) < 7 else 2
+            found = process.extract(word, self.by_frequency, scorer=OSA.distance, score_cutoff=limit, limit=8)
+            for candidate, _distance, _index in sorted(found, key=lambda hit: (hit[1], hit[2])):
+                if len(candidate) >= 4 and (candidate[0] == word[0] or len(word) >= 8):
+                    best = candidate
+                    break
         if len(self._repairs) < 50_000:
             self._repairs[word] = best
         return best
+
+
+@functools.cache
+def english_words() -> frozenset[str]:
+    """Everyday English words (from pyspellchecker's word list), which typo repair must leave alone."""
+    from spellchecker import SpellChecker
+
+    return frozenset(word for word in SpellChecker(distance=1).word_frequency.dictionary if word.isalpha())
 
 
 def build_lexicon(synonyms: Iterable[tuple[str, Iterable[str]]], texts: Iterable[str]) -> Lexicon:
@@ -175,4 +186,4 @@ def build_lexicon(synonyms: Iterable[tuple[str, Iterable[str]]], texts: Iterable
     vocabulary = frozenset(word for word in counts if len(word) >= 3)
     by_frequency = tuple(sorted(vocabulary, key=lambda word: (-counts[word], word)))
     longest = max((len(key) for key in table), default=1)
-    return Lexicon(table, longest, vocabulary, by_frequency)
+    return Lexicon(table, longest, vocabulary, by_frequency, english_words().__contains__)

@@ -116,9 +116,12 @@ def _answer_reply(brain: Brain, entry: Entry, score: float | None, decision: Dec
 
 
 def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
-    """Small talk only when the whole message is small talk: "hi, can I swim?" is a question."""
+    """Small talk only when the message is small talk through and through: "hi, can I swim?" is a question.
+
+    It is small talk when the message is (nearly) one of the patterns, or when taking out the small-talk
+    phrases leaves no word the knowledge base could answer about ("thanks, that's really helpful")."""
     folded = fold(message)
-    if len(folded) > 60:
+    if len(folded) > 80:
         return None
     best: tuple[float, str, str] | None = None
     for pattern, intent, reply in brain.smalltalk:
@@ -130,14 +133,24 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
                 best = (ratio, intent, reply)
     if best is not None:
         return best[1], best[2]
-    # "hi thanks bye" and "ok thank you so much": every word belongs to some small-talk pattern.
-    words = folded.split()
-    known = {word for pattern, _, _ in brain.smalltalk for word in pattern.split()}
-    if words and len(words) <= 8 and all(word in known for word in words):
-        for pattern, intent, reply in brain.smalltalk:
-            if pattern.split()[0] == words[0]:
-                return intent, reply
-    return None
+    padded = f" {folded} "
+    found = [(padded.index(f" {p} "), -len(p), p, i, r) for p, i, r in brain.smalltalk if f" {p} " in padded]
+    if not found:
+        return None
+    rest = padded
+    for _, _, pattern, _, _ in sorted(found, key=lambda hit: hit[1]):
+        rest = rest.replace(f" {pattern} ", " ")
+    if any(token not in _CHATTY for token in brain.index.lexicon.tokens(rest)):
+        return None
+    _, _, _, intent, reply = min(found)
+    return intent, reply
+
+
+# Words that add nothing to small talk: "thanks, that's really helpful", "what can you help me with".
+_CHATTY = frozenset(
+    "what how who help use good great nice love lot much mani brilliant lovely amaz awesom perfect kind sweet "
+    "appreci cheer bless day night morn even afternoon there everyon bot you".split()
+)
 
 
 def _top(decision: Decision) -> float | None:

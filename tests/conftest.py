@@ -1,0 +1,37 @@
+"""Shared fixtures: the shipped knowledge base loaded once, and a writable copy for tests that break it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.config import BUNDLED_KNOWLEDGE, Settings, load_settings
+from bot.knowledge import KnowledgeBase, load_knowledge
+from bot.replies import Brain, build_brain
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings(None, environ={})
+
+
+@pytest.fixture(scope="session")
+def kb() -> KnowledgeBase:
+    return load_knowledge(BUNDLED_KNOWLEDGE)
+
+
+@pytest.fixture(scope="session")
+def brain(kb: KnowledgeBase, settings: Settings) -> Brain:
+    return build_brain(kb, settings)
+
+
+@pytest.fixture
+def kb_copy(tmp_path: Path) -> Path:
+    """A writable copy of the shipped knowledge folder."""
+    target = tmp_path / "knowledge"
+    shutil.copytree(BUNDLED_KNOWLEDGE, target)
+    return target
