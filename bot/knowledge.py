@@ -24,6 +24,7 @@ REQUIRED_TEXTS = (
     "warning_signs", "banner", "empty_message", "urgent", "crisis",
 )
 SMALLTALK_KEYS = ("intent", "patterns", "reply")
+GAP_KEYS = ("topic", "phrasings")
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -55,6 +56,16 @@ class SmallTalk:
 
 
 @dataclass(frozen=True, slots=True)
+class Gap:
+    """A topic patients ask about that the guide does not cover; matching it means "not covered"."""
+
+    topic: str
+    phrasings: tuple[str, ...]
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class KnowledgeBase:
     """Everything the bot says and matches on, loaded from the knowledge folder."""
 
@@ -65,6 +76,7 @@ class KnowledgeBase:
     safety: safety.SafetyRules
     root: str = ""
     by_id: Mapping[str, Entry] = field(default_factory=dict, compare=False)
+    gaps: tuple[Gap, ...] = ()
 
     def entry(self, entry_id: str) -> Entry | None:
         return self.by_id.get(entry_id)
@@ -152,7 +164,8 @@ class _Reader:
         smalltalk = self.read_smalltalk()
         texts = self.read_texts()
         rules = self.read_safety()
-        known = {"faq", "synonyms.yaml", "smalltalk.yaml", "texts.yaml", "safety.yaml", "tests.yaml"}
+        gaps = self.read_gaps()
+        known = {"faq", "synonyms.yaml", "smalltalk.yaml", "texts.yaml", "safety.yaml", "tests.yaml", "gaps.yaml"}
         for path in sorted(self.root.iterdir()):
             if path.suffix in (".yaml", ".yml") and path.name not in known:
                 self.problem(_shown(path), None, None, "is not used by the bot; FAQ entries belong in the faq/ folder",
@@ -162,7 +175,7 @@ class _Reader:
         by_id = MappingProxyType({entry.id: entry for entry in entries})
         self.check_related(entries, by_id)
         return KnowledgeBase(tuple(entries), synonyms, smalltalk, MappingProxyType(texts), rules,
-                             str(self.root), by_id)
+                             str(self.root), by_id, gaps)
 
     # -- FAQ entries ---------------------------------------------------------------------------------------------
 
@@ -336,6 +349,33 @@ class _Reader:
             if patterns is not None and reply is not None and intent is not None:
                 self.check_placeholders(shown, item.lines["reply"], intent, reply)
                 out.append(SmallTalk(intent, patterns, reply))
+        return tuple(out)
+
+    def read_gaps(self) -> tuple[Gap, ...]:
+        path = self.root / "gaps.yaml"
+        if not path.exists():
+            return ()
+        shown, items = self.document(path, "gaps", Seq)
+        if items is None:
+            return ()
+        out: list[Gap] = []
+        for item, line in zip(items, items.lines, strict=True):
+            if not isinstance(item, Node):
+                self.problem(shown, line, None, "each gap must be a block with `topic:` and `phrasings:`")
+                continue
+            name = item.get("topic") if isinstance(item.get("topic"), str) else None
+            report: Callable[..., None] = lambda key, msg, sev="error", n=name, i=item: self.problem(  # noqa: E731
+                shown, i.lines.get(key, i.line), n, msg, sev)
+            for key in item:
+                if key not in GAP_KEYS:
+                    report(key, f"unknown key '{key}'; {_suggest(key, GAP_KEYS)}")
+            if any(key not in item for key in GAP_KEYS):
+                report(None, "needs `topic:` and `phrasings:`")
+                continue
+            topic = self.text(item, "topic", report)
+            phrasings = self.texts_list(item, "phrasings", report)
+            if topic is not None and phrasings is not None:
+                out.append(Gap(topic, phrasings, shown, line))
         return tuple(out)
 
     def read_texts(self) -> dict[str, str]:

@@ -32,11 +32,41 @@ FILLER = frozenset(
     want wanted wanting like
     question questions ask asking asked anyone somebody someone
     thing things stuff bit lot lots kind sort
-    one ones actually basically still even ever again already now today
+    one ones actually basically still even ever again already now today once itself myself yourself
     im ive id dont cant wont isnt doesnt didnt
     hi hello hey thanks thank
     """.split()
 )
+
+# Words that tell a story around a question rather than ask it: people, feelings, time, hearsay. When a
+# message holds one that the matched phrasing lacks, it counts only a little against the match, whereas an
+# unknown topical word ("insurance", "tattoo") counts fully and leads to "not covered".
+STORY_WORDS = frozenset(
+    """
+    mum mom mother dad father husband wife partner son daughter sister brother friend grandson granddaughter
+    grandmother grandma grandad grandpa family kid kids child aunt uncle boyfriend girlfriend neighbour
+    nurse nurses oncologist consultant gp team staff
+    nervous worried worry worrying scared afraid anxious frightened terrified curious confused unsure
+    concerned panicking stressed upset
+    honestly actually really literally basically totally seriously probably maybe perhaps definitely exactly
+    whatever anyway anyhow btw lol though although because since while
+    today tomorrow yesterday tonight morning evening week weeks month months year years ago next last soon
+    monday tuesday wednesday thursday friday saturday sunday weekend january february march april may june july
+    august september october november december
+    told tell said say says explained mentioned heard hear read reading saw seen looked looking googled online
+    internet leaflet letter booklet form consent
+    start starting started begin beginning plan planned booked appointment cycle cycles course
+    new first second third old age aged years
+    little bit lot lots much many quite pretty so very too also again else other another same
+    someone somebody anyone anybody everyone everybody people person
+    thing things stuff way ways part whole
+    good bad great fine okay alright ok sure right wrong
+    always sometimes often usually normally generally typically normal
+    """.split()
+)
+
+# Occurrences in pyspellchecker's English word list from which a word counts as very common.
+COMMON_WORD = 100_000
 
 _CONTRACTIONS = (
     (re.compile(r"\bwon't\b"), "will not"),
@@ -90,6 +120,7 @@ class Analysis:
     words: tuple[str, ...]
     tokens: tuple[str, ...]
     repairs: tuple[tuple[str, str], ...]
+    common: frozenset[str] = frozenset()  # tokens whose word is very common in general English
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +131,7 @@ class Lexicon:
     longest_variant: int
     vocabulary: frozenset[str]
     by_frequency: tuple[str, ...]
-    english: Callable[[str], bool] = field(default=lambda word: False, compare=False, repr=False)
+    frequency: Callable[[str], int] = field(default=lambda word: 0, compare=False, repr=False)
     _repairs: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def analyse(self, text: str) -> Analysis:
@@ -115,8 +146,10 @@ class Lexicon:
                 word = better
             fixed.append(word)
         replaced = self.apply_synonyms(fixed)
-        tokens = tuple(stem(word) for word in replaced if word not in FILLER)
-        return Analysis(tuple(replaced), tokens, tuple(repairs))
+        content = [word for word in replaced if word not in FILLER]
+        tokens = tuple(stem(word) for word in content)
+        common = frozenset(stem(w) for w in content if (self.frequency(w) or 0) >= COMMON_WORD)
+        return Analysis(tuple(replaced), tokens, tuple(repairs), common)
 
     def tokens(self, text: str) -> tuple[str, ...]:
         return self.analyse(text).tokens
@@ -148,7 +181,7 @@ class Lexicon:
         if word in self._repairs:
             return self._repairs[word]
         best = None
-        if not self.english(word):
+        if not self.frequency(word):
             limit = 1 if len(word) < 7 else 2
             found = process.extract(word, self.by_frequency, scorer=OSA.distance, score_cutoff=limit, limit=8)
             for candidate, _distance, _index in sorted(found, key=lambda hit: (hit[1], hit[2])):
@@ -161,11 +194,13 @@ class Lexicon:
 
 
 @functools.cache
-def english_words() -> frozenset[str]:
-    """Everyday English words (from pyspellchecker's word list), which typo repair must leave alone."""
+def english_words() -> Mapping[str, int]:
+    """English words and how often they occur in general text (pyspellchecker's word list). Typo repair leaves
+    these alone, and matching counts a very common word that the knowledge base does not know less against
+    an answer than a rare one: "normally" or "leave" seldom name a topic, "tattoo" or "anaesthetic" do."""
     from spellchecker import SpellChecker
 
-    return frozenset(word for word in SpellChecker(distance=1).word_frequency.dictionary if word.isalpha())
+    return {w: int(n) for w, n in SpellChecker(distance=1).word_frequency.dictionary.items() if w.isalpha()}
 
 
 def build_lexicon(synonyms: Iterable[tuple[str, Iterable[str]]], texts: Iterable[str]) -> Lexicon:
@@ -186,4 +221,4 @@ def build_lexicon(synonyms: Iterable[tuple[str, Iterable[str]]], texts: Iterable
     vocabulary = frozenset(word for word in counts if len(word) >= 3)
     by_frequency = tuple(sorted(vocabulary, key=lambda word: (-counts[word], word)))
     longest = max((len(key) for key in table), default=1)
-    return Lexicon(table, longest, vocabulary, by_frequency, english_words().__contains__)
+    return Lexicon(table, longest, vocabulary, by_frequency, english_words().get)
