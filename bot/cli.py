@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
@@ -38,11 +39,22 @@ def _brain(settings: Settings) -> Brain:
 
 def cmd_console(args: argparse.Namespace) -> int:
     from bot.console import run_console
+    from bot.reload import KnowledgeSource
 
-    brain = _brain(_settings(args))
+    try:
+        source = KnowledgeSource(_settings(args))
+    except KnowledgeError as error:
+        raise _Stop(f"the knowledge base has errors: {error}") from None
+
+    def fresh() -> Brain:  # a look at the files before each message (about 0.1 ms when nothing changed)
+        result = source.check()
+        if result.changed:
+            sys.stderr.write(f"[{result.message}]\n")
+        return source.current()
+
     interactive = sys.stdin.isatty()
     try:
-        return run_console(brain, sys.stdin, sys.stdout, interactive, args.explain)
+        return run_console(fresh, sys.stdin, sys.stdout, interactive, args.explain)
     except KeyboardInterrupt:
         sys.stdout.write("\n")
         return 0
@@ -96,6 +108,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from bot.report import build_report, report_json, report_text
+    from bot.store import Row, SqliteRecorder, StoreError
+
+    settings = _settings(args)
+    since = dt.datetime.combine(args.since, dt.time(), dt.UTC) if args.since else None
+    rows: list[Row] = []
+    if settings.storage.path.exists():
+        try:
+            with SqliteRecorder(settings.storage) as store:
+                rows = store.rows(since)
+        except StoreError as error:
+            raise _Stop(str(error), 1) from None
+    else:
+        sys.stderr.write(f"portbot: nothing recorded yet ({settings.storage.path} does not exist)\n")
+    report = build_report(rows, _brain(settings), since)
+    if args.json:
+        sys.stdout.write(json.dumps(report_json(report), ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(report_text(report) + "\n")
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date like 2026-03-01") from None
+
+
 def cmd_telegram(args: argparse.Namespace) -> int:
     from bot.telegram_app import run
 
@@ -132,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", help="cases file (default: tests.yaml in the knowledge folder)")
     p.add_argument("--failures", action="store_true", help="list only the cases that fail")
     p.set_defaults(func=cmd_eval)
+
+    p = command("report", "what patients asked: counts, feedback, and the questions the guide did not answer")
+    p.add_argument("--since", type=_date, metavar="DATE", help="only records from this day on (YYYY-MM-DD)")
+    p.add_argument("--json", action="store_true", help="JSON for tools instead of text")
+    p.set_defaults(func=cmd_report)
 
     p = command("telegram", "run the Telegram bot (token from TELEGRAM_BOT_TOKEN)")
     p.set_defaults(func=cmd_telegram)

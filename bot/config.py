@@ -76,7 +76,8 @@ class Settings:
         """The values that fill {care_team_name} and friends in staff-written texts."""
         team = self.care_team
         return {"care_team_name": team.name, "care_team_phone": team.phone,
-                "emergency_number": team.emergency_number, "crisis_line": team.crisis_line}
+                "emergency_number": team.emergency_number, "crisis_line": team.crisis_line,
+                "retention_days": str(self.storage.retention_days)}
 
 
 _M = Matching()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TextIO
 
 from bot.matching import Candidate, Decision
@@ -26,8 +26,17 @@ def explain(reply: Reply) -> str:
     return "\n".join(lines)
 
 
-def run_console(brain: Brain, lines: Iterable[str], out: TextIO, interactive: bool, show_explain: bool = False) -> int:
-    """Answer each line of `lines` on `out`; a number after a clarify reply picks that candidate."""
+def run_console(brains: Brain | Callable[[], Brain], lines: Iterable[str], out: TextIO, interactive: bool,
+                show_explain: bool = False) -> int:
+    """Answer each line of `lines` on `out`; a number after a clarify reply picks that candidate.
+
+    `brains` is a Brain, or a function giving the Brain to use for each message (so knowledge edits show up)."""
+    if isinstance(brains, Brain):
+        fixed = brains
+        current: Callable[[], Brain] = lambda: fixed  # noqa: E731
+    else:
+        current = brains
+    brain = current()
     if interactive:
         out.write(brain.texts["banner"] + "\n\n")
         out.write("> ")
@@ -37,6 +46,7 @@ def run_console(brain: Brain, lines: Iterable[str], out: TextIO, interactive: bo
         message = raw.rstrip("\n")
         if message.strip().casefold() in QUIT_WORDS:
             break
+        brain = current()
         choice = message.strip()
         picked = None
         if offered and choice.isdigit() and 1 <= int(choice) <= len(offered):

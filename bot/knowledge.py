@@ -18,7 +18,7 @@ from bot.yamlfile import Node, Problem, Seq, YamlProblem, describe, read_yaml
 ENTRY_KEYS = ("id", "question", "phrasings", "answer", "category", "source", "reviewed", "related", "warning_signs")
 REQUIRED_ENTRY_KEYS = ("id", "question", "phrasings", "answer", "category", "source", "reviewed")
 MIN_PHRASINGS = 8
-PLACEHOLDERS = frozenset({"care_team_name", "care_team_phone", "emergency_number", "crisis_line"})
+PLACEHOLDERS = frozenset({"care_team_name", "care_team_phone", "emergency_number", "crisis_line", "retention_days"})
 REQUIRED_TEXTS = (
     "care_team_reminder", "not_covered", "clarify_prompt", "clarify_hint", "none_of_these",
     "warning_signs", "banner", "empty_message", "urgent", "crisis",

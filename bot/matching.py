@@ -181,7 +181,8 @@ def _rank(index: Index, tokens: tuple[str, ...], factor: float, common: frozense
         posterior = _posterior(index, message_set, best)
         peak = max(posterior.values())
         for entry, (score, number) in best.items():
-            best[entry] = (score * (1 - NB_SHARE + NB_SHARE * posterior[entry] / peak), number)
+            if score < factor * EXACT:  # a message that is word for word a phrasing is that entry's question
+                best[entry] = (score * (1 - NB_SHARE + NB_SHARE * posterior[entry] / peak), number)
     return best
 
 
@@ -211,6 +212,7 @@ OTHER_PENALTY = 1.0    # a word the knowledge base knows from other entries only
 STORY_TOKENS = 8.0     # beyond this many words, words unknown to the knowledge base count less and less
 NB_SHARE = 0.4         # how far entry-level word evidence can pull down a candidate it does not favour
 NB_ALPHA = 0.3
+EXACT = 0.98
 COVER_EXP = 0.5        # score = covered ** COVER_EXP * explained ** EXPLAIN_EXP
 EXPLAIN_EXP = 0.7
 

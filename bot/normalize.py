@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -94,7 +95,7 @@ _BARE_CONTRACTIONS = {
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'", "\u02bc": "'"})
 _NOT_WORD = re.compile(r"[^a-z0-9.']+")
 _LOOSE_DOT = re.compile(r"(?<![0-9])\.|\.(?![0-9])")
-_STEMMER = snowballstemmer.stemmer("english")
+_LOCAL = threading.local()  # a snowball stemmer keeps state while it stems: one per thread
 
 
 def fold(text: str) -> str:
@@ -110,7 +111,10 @@ def fold(text: str) -> str:
 
 def stem(word: str) -> str:
     """The word's stem, so that "swimming", "swim" and "swims" meet."""
-    return str(_STEMMER.stemWord(word))
+    stemmer = getattr(_LOCAL, "stemmer", None)
+    if stemmer is None:
+        stemmer = _LOCAL.stemmer = snowballstemmer.stemmer("english")
+    return str(stemmer.stemWord(word))
 
 
 @dataclass(frozen=True, slots=True)

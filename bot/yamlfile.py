@@ -102,7 +102,7 @@ def read_yaml(path: Path, shown_as: str) -> Any:
         line = mark.line + 1 if mark else None
         what = error.problem or error.context or "is not valid YAML"
         hint = ""
-        if "\t" in what or "tab" in what:
+        if "\t" in what or "\\t" in what or "tab" in what:
             hint = "; YAML does not allow tabs for indenting: use spaces"
         elif "mapping values are not allowed" in what:
             hint = "; a text containing ': ' must be put in quotes"

@@ -56,6 +56,9 @@ def test_stdin_stream_answers_each_line_as_it_arrives() -> None:
     finally:
         proc.kill()
         proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
 
 
 def test_plain_ask(capsys: pytest.CaptureFixture[str]) -> None:
