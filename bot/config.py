@@ -33,9 +33,9 @@ class CareTeam:
 class Matching:
     """Score thresholds (0 to 1) that decide between answering, asking back and falling back."""
 
-    answer: float = 0.43
-    clarify: float = 0.43
-    margin: float = 0.06
+    answer: float = 0.4
+    clarify: float = 0.4
+    margin: float = 0.05
     max_candidates: int = 3
 
 

@@ -13,7 +13,7 @@ from rapidfuzz import fuzz
 
 from bot.config import Matching
 from bot.knowledge import KnowledgeBase
-from bot.normalize import MAX_MATCH_CHARS, STORY_WORDS, Lexicon, build_lexicon, stem
+from bot.normalize import MAX_MATCH_CHARS, STORY_WORDS, Lexicon, build_lexicon, fold, stem
 
 Outcome = Literal["answer", "clarify", "fallback"]
 GAP_PREFIX = "gap:"
@@ -133,11 +133,27 @@ def _idf(entries: int, containing: int) -> float:
     return math.log(1 + (entries + 1) / (containing + 0.5))
 
 
+_ASIDE = re.compile(r"[.?!;:\n,]+|\s+but\s+|\s+-+\s+", re.IGNORECASE)
+_DENIED = re.compile(r"^(?:no|not|never|nothing|without|none|i (?:do|did|have|am|was) not|i (?:have|had) no|"
+                     r"there (?:is|are|was|were|has been) no|(?:it|that) (?:is|was) not)\b")
+_OVER = re.compile(r"\b(?:went away|gone away|has gone|have gone|is gone|are gone|ago|last (?:week|month|year)|"
+                   r"all sorted|sorted now|cleared up|turned out|got better|went down)\b")
+
+
+def _set_aside(message: str) -> str:
+    """The message without asides that deny or put in the past ("no swelling or redness, just curious how long
+    it stays in"): they say what the question is not about, so their words must not steer the match."""
+    parts = [p for p in _ASIDE.split(message[:MAX_MATCH_CHARS]) if p.strip()]
+    kept = [p for p in parts if not (_DENIED.match(fold(p)) or _OVER.search(fold(p)))]
+    return " . ".join(kept) if kept and len(kept) < len(parts) else message
+
+
 def match(index: Index, message: str, settings: Matching) -> Decision:
     """Rank the entries for `message` and decide: answer, ask which one they meant, or say it is not covered.
 
     Long messages are also scored clause by clause, since the question is often one sentence inside a story
     ("my oncologist wants me to get a port next week. who puts it in?")."""
+    message = _set_aside(message)
     analysis = index.lexicon.analyse(message)
     tokens = analysis.tokens
     unknown = tuple(dict.fromkeys(t for t in tokens if t not in index.weights))
