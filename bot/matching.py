@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import defaultdict
@@ -65,10 +66,11 @@ class Index:
     phrasings: tuple[_Phrasing, ...]
     weights: Mapping[str, float]
     unknown_weight: float
-    postings: Mapping[str, tuple[int, ...]]
     entry_vocab: tuple[frozenset[str], ...]
     entry_counts: tuple[Mapping[str, int], ...]
     entry_totals: tuple[int, ...]
+    entry_postings: Mapping[str, tuple[int, ...]]
+    entry_phrasings: tuple[tuple[int, ...], ...]
 
     def weight(self, token: str) -> float:
         return self.weights.get(token, self.unknown_weight)
@@ -108,17 +110,20 @@ def build_index(kb: KnowledgeBase) -> Index:
     total = max(1, len(documents))
     weights = {token: _idf(total, count) for token, count in doc_freq.items()}
     phrasings: list[_Phrasing] = []
-    postings: dict[str, list[int]] = defaultdict(list)
+    by_entry: list[list[int]] = [[] for _ in documents]
+    entry_postings: dict[str, list[int]] = defaultdict(list)
+    for number, words in enumerate(vocab):
+        for token in words:
+            entry_postings[token].append(number)
     for number, text, tokens in raw:
         token_set = frozenset(tokens)
         pairs = frozenset(zip(tokens, tokens[1:], strict=False))
+        by_entry[number].append(len(phrasings))
         phrasings.append(_Phrasing(number, text, token_set, pairs, sum(weights[t] for t in token_set),
                                    " ".join(tokens)))
-        for token in token_set:
-            postings[token].append(len(phrasings) - 1)
     return Index(lexicon, tuple(d[0] for d in documents), tuple(d[1] for d in documents), tuple(phrasings),
-                 weights, _idf(total, 0), {t: tuple(p) for t, p in postings.items()}, tuple(vocab),
-                 tuple(counts), tuple(sum(c.values()) for c in counts))
+                 weights, _idf(total, 0), tuple(vocab), tuple(counts), tuple(sum(c.values()) for c in counts),
+                 {t: tuple(e) for t, e in entry_postings.items()}, tuple(tuple(p) for p in by_entry))
 
 
 _CLAUSE = re.compile(r"[.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could|will|would|is|are|do|does|did|"
@@ -126,6 +131,7 @@ _CLAUSE = re.compile(r"[.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could
 # A clause found inside a longer message counts a little less than the same words sent alone.
 _CLAUSE_FACTOR = 0.96
 MIN_CLAUSE_TOKENS = 2
+CLEAR_WHOLE = 0.8
 
 
 def _idf(entries: int, containing: int) -> float:
@@ -161,7 +167,8 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
         return Decision("fallback", (), "no informative words", tokens, analysis.repairs)
     best = _rank(index, tokens, 1.0, analysis.common)
     clauses = [c for c in _CLAUSE.split(message[:MAX_MATCH_CHARS]) if c.strip()]
-    if len(clauses) > 1:
+    top = max((hit[0] for hit in best.values()), default=0.0)
+    if len(clauses) > 1 and top < CLEAR_WHOLE:  # a clear match of the whole message needs no second look
         for clause in clauses:
             part = index.lexicon.analyse(clause)
             clause_tokens = part.tokens
@@ -178,21 +185,31 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
 
 
 def _rank(index: Index, tokens: tuple[str, ...], factor: float, common: frozenset[str]) -> dict[int, tuple[float, int]]:
-    """The best score of each entry sharing a word with `tokens`, and the phrasing that gave it."""
+    """The best score of each likely entry, and the phrasing that gave it.
+
+    Only the entries sharing the most informative words with the message are scored phrasing by phrasing
+    (a cheap sum over the entry index first), so matching stays fast as the knowledge base grows."""
     message_set = frozenset(tokens)
     message_pairs = frozenset(zip(tokens, tokens[1:], strict=False))
     folded = " ".join(tokens)
-    best: dict[int, tuple[float, int]] = {}
-    seen: set[int] = set()
+    overlap: dict[int, float] = defaultdict(float)
     for token in message_set:
-        for number in index.postings.get(token, ()):
-            if number in seen:
-                continue
-            seen.add(number)
+        weight = index.weights.get(token)
+        if weight is not None:
+            for entry in index.entry_postings[token]:
+                overlap[entry] += weight
+    shortlist = heapq.nlargest(SHORTLIST, overlap.items(), key=lambda item: (item[1], -item[0]))
+    best: dict[int, tuple[float, int]] = {}
+    for entry, inside in shortlist:
+        outside = _outside(index, index.entry_vocab[entry], message_set, common)
+        for number in index.entry_phrasings[entry]:
             phrasing = index.phrasings[number]
-            score = factor * _score(index, phrasing, message_set, message_pairs, common, folded)
-            if score > best.get(phrasing.entry, (0.0, -1))[0]:
-                best[phrasing.entry] = (score, number)
+            if phrasing.tokens.isdisjoint(message_set):
+                continue
+            score = factor * _score(index, phrasing, message_set, message_pairs, inside, outside, folded,
+                                    best.get(entry, (0.0, -1))[0] / factor)
+            if score > best.get(entry, (0.0, -1))[0]:
+                best[entry] = (score, number)
     if NB_SHARE and best:
         posterior = _posterior(index, message_set, best)
         peak = max(posterior.values())
@@ -228,37 +245,46 @@ OTHER_PENALTY = 1.0    # a word the knowledge base knows from other entries only
 STORY_TOKENS = 8.0     # beyond this many words, words unknown to the knowledge base count less and less
 NB_SHARE = 0.4         # how far entry-level word evidence can pull down a candidate it does not favour
 NB_ALPHA = 0.3
+SHORTLIST = 8          # entries scored phrasing by phrasing, chosen by their informative words in common
 EXACT = 0.98
 COVER_EXP = 0.5        # score = covered ** COVER_EXP * explained ** EXPLAIN_EXP
 EXPLAIN_EXP = 0.7
 
 
+def _outside(index: Index, vocab: frozenset[str], message: frozenset[str], everyday: frozenset[str]) -> float:
+    """How much of the message lies outside an entry's vocabulary, weighted by what kind of word it is."""
+    story = min(1.0, STORY_TOKENS / len(message))
+    total = 0.0
+    for token in message:
+        if token in vocab:
+            continue
+        weight = index.weights.get(token)
+        if token in _STORY:
+            total += STORY_PENALTY * (weight or index.unknown_weight)
+        elif weight is not None:
+            total += OTHER_PENALTY * weight
+        else:
+            total += UNKNOWN_PENALTY * story * (COMMON_UNKNOWN if token in everyday else 1.0) * index.unknown_weight
+    return total
+
+
 def _score(index: Index, phrasing: _Phrasing, message: frozenset[str], pairs: frozenset[tuple[str, str]],
-           everyday: frozenset[str], folded: str) -> float:
-    shared = message & phrasing.tokens
-    common = sum(index.weight(t) for t in shared)
+           inside: float, outside: float, folded: str, beat: float = 0.0) -> float:
+    """How well one phrasing matches: how much of the phrasing the message covers, times how much of the
+    message the phrasing (and, at half credit, the rest of its entry's vocabulary) explains.
+
+    `inside` is the weight of the message words the entry knows, `outside` the penalty for the others."""
+    weights = index.weights
+    common = sum(weights[t] for t in message & phrasing.tokens)
     if common <= 0 or phrasing.weight <= 0:
         return 0.0
-    vocab = index.entry_vocab[phrasing.entry]
-    known = unknown = other = 0.0
-    for token in message - shared:
-        weight = index.weight(token)
-        if token in vocab:
-            known += weight
-        elif token in _STORY:
-            other += STORY_PENALTY * weight
-        elif token in index.weights:
-            other += weight
-        elif token in everyday:
-            unknown += COMMON_UNKNOWN * weight
-        else:
-            unknown += weight
-    story = min(1.0, STORY_TOKENS / len(message))
-    on_topic = common + VOCAB_CREDIT * known
-    explained = on_topic / (common + known + OTHER_PENALTY * other + UNKNOWN_PENALTY * story * unknown)
     covered = common / phrasing.weight
+    if covered**COVER_EXP + 0.055 <= beat:  # cannot beat this entry's best phrasing so far
+        return 0.0
+    known = inside - common
+    explained = (common + VOCAB_CREDIT * known) / (inside + outside)
     score = covered**COVER_EXP * min(1.0, explained) ** EXPLAIN_EXP
-    if pairs & phrasing.pairs:
+    if not pairs.isdisjoint(phrasing.pairs):
         score += 0.03
     score += 0.05 * (fuzz.ratio(folded, phrasing.folded) / 100.0 - 0.5)
     return max(0.0, min(1.0, score))

@@ -109,6 +109,7 @@ def fold(text: str) -> str:
     return " ".join(words)
 
 
+@functools.lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """The word's stem, so that "swimming", "swim" and "swims" meet."""
     stemmer = getattr(_LOCAL, "stemmer", None)

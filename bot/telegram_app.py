@@ -1,14 +1,15 @@
-"""Telegram front end: translates Telegram updates to and from the pure reply core (the only module importing PTB).
+"""Telegram front end: Telegram updates to and from the pure reply core (the only module that imports PTB).
 
-Delivery policy (why a reply is sent exactly once). Bot API calls are resent with backoff only when the request
-provably did not take effect: the connection could not be made, the connection pool had no free slot, or the server
-answered 429 (AIORateLimiter waits `retry_after`) or 500/502/503 (the Bot API did not handle it). When the outcome is
-unknown - the answer timed out, the connection broke after the request was written, or a 504 - a request that changes
-nothing when repeated (answerCallbackQuery, editMessageReplyMarkup, setMyCommands, ...) is resent, but sendMessage is
-not: resending could show the patient the same answer twice, and the Bot API has no way to ask "did that arrive?".
-Such a send fails, and the error handler sends the patient the apology instead, so the patient is never left without
-a reply; the price is that a patient may rarely see an answer followed by the apology. The read timeout is generous
-so that a slow answer is waited for rather than given up on.
+Delivery policy (why a reply is sent exactly once). Bot API calls are resent with backoff only when the
+request provably did not take effect: the connection could not be made, the connection pool had no free slot,
+or the server answered 429 (AIORateLimiter waits `retry_after`) or 500/502/503 (the Bot API did not handle
+it). When the outcome is unknown - the answer timed out, the connection broke after the request was written,
+or a 504 - a request that changes nothing when repeated (answerCallbackQuery, editMessageReplyMarkup,
+setMyCommands, ...) is resent, but sendMessage is not: resending could show the patient the same answer twice,
+and the Bot API has no way to ask "did that arrive?". Such a send fails, and the error handler sends the
+patient the apology instead, so the patient is never left without a reply; the price is that a patient may
+rarely see an answer followed by the apology. The read timeout is generous so that a slow answer is waited for
+rather than given up on.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import os
+import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -73,8 +76,8 @@ _CONTEXT = ContextTypes.DEFAULT_TYPE
 
 # Used only when a staff-edited texts.yaml lacks one of these optional texts.
 _DEFAULT_TEXTS = {
-    "start": "Hello, I am PortBot, an automated assistant. I give general information about venous access ports. "
-             "I cannot give medical advice. In an emergency, call {emergency_number}.",
+    "start": "Hello, I am PortBot, an automated assistant. I give general information about venous access "
+    "ports. I cannot give medical advice. In an emergency, call {emergency_number}.",
     "help": "Type a question about your port. /topics lists what I know about.",
     "privacy": "I keep only what is needed to improve the guide. Send /forget to delete it.",
     "non_text": "Sorry, I can only read text messages.",
@@ -86,7 +89,7 @@ _DEFAULT_TEXTS = {
 }
 
 
-# -- pure helpers: text splitting, callback data, flood limit ----------------------------------------------------
+# -- pure helpers: text splitting, callback data, flood limit ------------------------------------------------
 
 
 def utf16_len(text: str) -> int:
@@ -95,7 +98,7 @@ def utf16_len(text: str) -> int:
 
 
 def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
-    """Pieces of at most `limit` UTF-16 units, cut at a paragraph, else a line, else a space, else anywhere."""
+    """Pieces of at most `limit` UTF-16 units, cut at a paragraph, else a line, a space, or anywhere."""
     pieces: list[str] = []
     rest = text.strip()
     while utf16_len(rest) > limit:
@@ -166,25 +169,35 @@ class FloodGate:
         return "drop"
 
 
-# -- HTTP: retries and per-chat ordering -------------------------------------------------------------------------
+# -- HTTP: retries and per-chat ordering ---------------------------------------------------------------------
 
 
 class RetryingRequest(HTTPXRequest):
-    """HTTPXRequest that resends Bot API calls after transient failures, following the module's delivery policy."""
+    """HTTPXRequest that resends Bot API calls after transient failures, as the module docstring says."""
 
-    def __init__(self, *, attempts: int = 6, backoff: float = 0.25, max_backoff: float = 8.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *, attempts: int = 6, backoff: float = 0.25, max_backoff: float = 8.0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.attempts, self.backoff, self.max_backoff = attempts, backoff, max_backoff
 
-    async def do_request(self, url: str, method: str, request_data: Any = None, read_timeout: Any = None,
-                         write_timeout: Any = None, connect_timeout: Any = None, pool_timeout: Any = None,
-                         ) -> tuple[int, bytes]:
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: Any = None,
+        read_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        write_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        connect_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        pool_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
         api_method = url.rsplit("/", 1)[-1]  # the URL itself holds the token: never log it
         delay = self.backoff
         for attempt in range(1, self.attempts + 1):
             try:
-                code, payload = await super().do_request(url, method, request_data, read_timeout, write_timeout,
-                                                         connect_timeout, pool_timeout)
+                code, payload = await super().do_request(
+                    url, method, request_data, read_timeout, write_timeout, connect_timeout, pool_timeout
+                )
             except NetworkError as error:  # TimedOut is a NetworkError
                 if attempt == self.attempts or not _may_resend(api_method, error):
                     raise
@@ -208,7 +221,7 @@ def _may_resend(api_method: str, error: NetworkError) -> bool:
 
 
 class PerChatProcessor(BaseUpdateProcessor):
-    """Updates of different chats run concurrently; those of one chat run in order, so replies keep their order."""
+    """Updates of different chats run concurrently; one chat's run in order, so replies keep their order."""
 
     def __init__(self, max_concurrent_updates: int) -> None:
         super().__init__(max_concurrent_updates)
@@ -236,7 +249,7 @@ class PerChatProcessor(BaseUpdateProcessor):
         return None
 
 
-# -- the handlers -----------------------------------------------------------------------------------------------
+# -- the handlers --------------------------------------------------------------------------------------------
 
 
 class _Front:
@@ -266,7 +279,9 @@ class _Front:
         message = update.message
         if message is None:  # edited messages, channel posts: never answered (and not answered twice)
             raise ApplicationHandlerStop
-        if message.chat.type != ChatType.PRIVATE and not _addressed(message, context.bot.id, context.bot.username):
+        if message.chat.type != ChatType.PRIVATE and not _addressed(
+            message, context.bot.id, context.bot.username
+        ):
             raise ApplicationHandlerStop
         if message.new_chat_members or message.left_chat_member:
             raise ApplicationHandlerStop
@@ -276,17 +291,20 @@ class _Front:
         if verdict != "ok":
             raise ApplicationHandlerStop
 
-    def fixed(self, name: str) -> Callable[[Update, _CONTEXT], Awaitable[None]]:
+    def fixed(self, name: str) -> Callable[[Update, _CONTEXT], Coroutine[Any, Any, None]]:
         async def handler(update: Update, context: _CONTEXT) -> None:
             assert update.message is not None
             await self.send(context, update.message, self.texts(name))
+
         return handler
 
     async def unknown_command(self, update: Update, context: _CONTEXT) -> None:
         message = update.message
         assert message is not None and message.text is not None
         command = message.text.split()[0]
-        if message.chat.type == ChatType.PRIVATE or command.lower().endswith(f"@{context.bot.username}".lower()):
+        if message.chat.type == ChatType.PRIVATE or command.lower().endswith(
+            f"@{context.bot.username}".lower()
+        ):
             await self.send(context, message, self.texts("help"))
 
     async def topics(self, update: Update, context: _CONTEXT) -> None:
@@ -344,7 +362,11 @@ class _Front:
             if category is None:
                 await self.topics_again(context, message, brain)
                 return
-            rows = [[(e.question, "a:" + entry_ref(brain, e.id))] for e in brain.kb.entries if e.category == category]
+            rows = [
+                [(e.question, "a:" + entry_ref(brain, e.id))]
+                for e in brain.kb.entries
+                if e.category == category
+            ]
             await self.send(context, message, _text(brain, "topics_prompt"), rows=rows, heading=category)
 
     async def topics_again(self, context: _CONTEXT, message: MaybeInaccessibleMessage, brain: Brain) -> None:
@@ -363,7 +385,9 @@ class _Front:
         except Exception:  # the brain itself may be what failed
             text = _DEFAULT_TEXTS["error"]
         try:
-            await context.bot.send_message(update.effective_chat.id, html.escape(text), parse_mode=ParseMode.HTML)
+            await context.bot.send_message(
+                update.effective_chat.id, html.escape(text), parse_mode=ParseMode.HTML
+            )
         except TelegramError as again:
             log.error("could not send the apology either: %s", type(again).__name__)
 
@@ -378,7 +402,9 @@ class _Front:
         except Exception as error:  # a broken store must not cost the patient the reply
             log.error("recording an event failed: %s", type(error).__name__)
 
-    async def send_reply(self, context: _CONTEXT, message: MaybeInaccessibleMessage, brain: Brain, reply: Reply) -> None:
+    async def send_reply(
+        self, context: _CONTEXT, message: MaybeInaccessibleMessage, brain: Brain, reply: Reply
+    ) -> None:
         rows: list[list[tuple[str, str]]] = []
         heading = None
         if reply.kind == "answer" and reply.entry is not None:
@@ -392,26 +418,41 @@ class _Front:
             rows.append([(_text(brain, "none_of_these"), "n:")])
         await self.send(context, message, reply.text, rows=rows, heading=heading)
 
-    async def send(self, context: _CONTEXT, message: MaybeInaccessibleMessage, text: str, *,
-                   rows: Sequence[Sequence[tuple[str, str]]] = (), heading: str | None = None) -> None:
+    async def send(
+        self,
+        context: _CONTEXT,
+        message: MaybeInaccessibleMessage,
+        text: str,
+        *,
+        rows: Sequence[Sequence[tuple[str, str]]] = (),
+        heading: str | None = None,
+    ) -> None:
         """Send `text` (escaped; split if long) to the chat of `message`, buttons under the last piece."""
         full = f"{heading}\n\n{text}" if heading else text
         pieces = split_text(full)
-        markup = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in row]
-                                       for row in rows]) if rows else None
+        markup = (
+            InlineKeyboardMarkup(
+                [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
+            )
+            if rows
+            else None
+        )
         quote = None
         if message.chat.type != ChatType.PRIVATE:
             quote = ReplyParameters(message.message_id, allow_sending_without_reply=True)
         for number, piece in enumerate(pieces):
             if number == 0 and heading and piece.startswith(heading):
-                body = f"<b>{html.escape(heading)}</b>{html.escape(piece[len(heading):])}"
+                body = f"<b>{html.escape(heading)}</b>{html.escape(piece[len(heading) :])}"
             else:
                 body = html.escape(piece)
             await context.bot.send_message(
-                message.chat.id, body, parse_mode=ParseMode.HTML,
+                message.chat.id,
+                body,
+                parse_mode=ParseMode.HTML,
                 reply_markup=markup if number == len(pieces) - 1 else None,
                 reply_parameters=quote if number == 0 else None,
-                link_preview_options=LinkPreviewOptions(is_disabled=True))
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
 
 
 def _text(brain: Brain, name: str) -> str:
@@ -446,17 +487,19 @@ def _addressed(message: Message, bot_id: int, username: str | None) -> bool:
 def _without_mention(text: str, username: str) -> str:
     mention = f"@{username}"
     start = text.casefold().find(mention.casefold())
-    return (text[:start] + text[start + len(mention):]).strip() if start >= 0 else text
+    return (text[:start] + text[start + len(mention) :]).strip() if start >= 0 else text
 
 
 def _without_feedback(markup: InlineKeyboardMarkup) -> InlineKeyboardMarkup | None:
-    rows = [[b for b in row if not str(b.callback_data or "").startswith("f:")] for row in markup.inline_keyboard]
+    rows = [
+        [b for b in row if not str(b.callback_data or "").startswith("f:")] for row in markup.inline_keyboard
+    ]
     kept = [row for row in rows if row]
     return InlineKeyboardMarkup(kept) if kept else None
 
 
 async def _quietly(call: Awaitable[Any]) -> None:
-    """Cosmetic calls (answering a button press, removing buttons) may fail harmlessly: too old, already done."""
+    """Cosmetic calls (answering a press, removing buttons) may fail harmlessly: too old, already done."""
     try:
         await call
     except BadRequest as error:
@@ -471,40 +514,61 @@ async def _post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     log.info("PortBot is running on Telegram as @%s", app.bot.username)
 
 
-# -- building and running ---------------------------------------------------------------------------------------
+# -- building and running ------------------------------------------------------------------------------------
 
 
-def build_application(settings: Settings, brain_source: BrainSource, recorder: Recorder, *,
-                      rate_limit: bool = True, clock: Callable[[], float] = time.monotonic,
-                      ) -> Application[Any, Any, Any, Any, Any, Any]:
+def build_application(
+    settings: Settings,
+    brain_source: BrainSource,
+    recorder: Recorder,
+    *,
+    rate_limit: bool = True,
+    clock: Callable[[], float] = time.monotonic,
+) -> Application[Any, Any, Any, Any, Any, Any]:
     """The PTB Application: handlers, retries, rate limiter; `brain_source()` is read once per update."""
     tg = settings.telegram
     if not tg.token:
         raise ValueError(f"no bot token; set the environment variable {TOKEN_VARIABLE}")
+    # Opt in to PTB's future time periods (timedelta, not int): without it PTB 22 warns each time it builds a
+    # RetryAfter for a 429, which floods the log and, under pytest's filterwarnings=error, becomes an
+    # exception.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     builder = (
         ApplicationBuilder()
         .token(tg.token)
         .base_url(tg.base_url)
-        .request(RetryingRequest(connection_pool_size=64, connect_timeout=5.0, read_timeout=15.0,
-                                 write_timeout=10.0, pool_timeout=5.0))
+        .request(
+            RetryingRequest(
+                connection_pool_size=64,
+                connect_timeout=5.0,
+                read_timeout=15.0,
+                write_timeout=10.0,
+                pool_timeout=5.0,
+            )
+        )
         .get_updates_request(HTTPXRequest(connection_pool_size=2, connect_timeout=5.0, read_timeout=10.0))
         .concurrent_updates(PerChatProcessor(256))
         .post_init(_post_init)
     )
-    if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
-    app = builder.build()
+    app = (builder.rate_limiter(AIORateLimiter(max_retries=3)) if rate_limit else builder).build()
     _Front(brain_source, recorder, FloodGate(tg.flood_limit, clock=clock)).install(app)
     return app
 
 
 class _Redacting(logging.Formatter):
+    """One line per record, secrets blanked. Tracebacks are cut to the exception's type and message: a stack
+    dump helps no one on a production server, and library messages sometimes quote the token (PTB's
+    InvalidToken does)."""
+
     def __init__(self, secrets: Sequence[str]) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.secrets = [s for s in secrets if s]
 
+    def formatException(self, ei: Any) -> str:
+        return f"({ei[0].__name__}: {ei[1]})" if ei and ei[0] else ""
+
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        text = super().format(record).replace("\n", " ")
         for secret in self.secrets:
             text = text.replace(secret, "[redacted]")
         return text
@@ -515,32 +579,91 @@ def _setup_logging(secrets: Sequence[str]) -> None:
     handler.setFormatter(_Redacting(secrets))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     # httpx logs every request URL at INFO, and URLs hold the token; PTB's DEBUG logs hold message texts.
-    for name, level in (("httpx", logging.WARNING), ("httpcore", logging.WARNING), ("telegram", logging.INFO),
-                        ("apscheduler", logging.WARNING)):
+    for name, level in (
+        ("httpx", logging.WARNING),
+        ("httpcore", logging.WARNING),
+        ("telegram", logging.INFO),
+        ("apscheduler", logging.WARNING),
+    ):
         logging.getLogger(name).setLevel(level)
 
 
-def run(settings: Settings, brain: Brain, recorder: Recorder | None = None) -> int:
-    """`portbot telegram`: run until SIGTERM or Ctrl-C; one-line errors and a non-zero exit code on failure."""
+async def serve(
+    app: Application[Any, Any, Any, Any, Any, Any],
+    settings: Settings,
+    stop: asyncio.Event,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> None:
+    """Initialise (errors surface here, once), poll or listen for the webhook until `stop` is set, then stop
+    cleanly: PTB finishes the updates in hand before `app.stop()` returns. `background` coroutines (a
+    knowledge watcher, say) run alongside and are cancelled at the end."""
+    tg = settings.telegram
+    async with app:  # initialize() checks the token with getMe; shutdown() on the way out, whatever happens
+        if app.post_init:
+            await app.post_init(app)
+        assert app.updater is not None
+        if tg.mode == "webhook":
+            assert tg.webhook_url is not None
+            await app.updater.start_webhook(
+                listen=tg.listen,
+                port=tg.port,
+                url_path=urlsplit(tg.webhook_url).path.strip("/"),
+                webhook_url=tg.webhook_url,
+                secret_token=tg.secret_token,
+                allowed_updates=list(ALLOWED_UPDATES),
+            )
+        else:
+            await app.updater.start_polling(
+                poll_interval=0.0, timeout=10, allowed_updates=list(ALLOWED_UPDATES)
+            )
+        await app.start()
+        log.info("PortBot is answering (%s); stop it with SIGTERM or Ctrl-C", tg.mode)
+        tasks = [asyncio.create_task(make()) for make in background]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("stopping: finishing the replies in hand")
+        await app.updater.stop()
+        await app.stop()
+
+
+def run(
+    settings: Settings,
+    brain: Brain,
+    recorder: Recorder | None = None,
+    brain_source: BrainSource | None = None,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> int:
+    """`portbot telegram`: run until SIGTERM or Ctrl-C; one-line errors and a non-zero exit code on failure.
+
+    `brain_source`, when given, is asked for the current brain on every update (live reload); else `brain` is
+    used. `background` coroutine factories run in the bot's event loop until it stops."""
     tg = settings.telegram
     if not tg.token:
-        sys.stderr.write(f"portbot: no bot token; set the environment variable {TOKEN_VARIABLE} "
-                         "(BotFather gives you the token)\n")
+        sys.stderr.write(
+            f"portbot: no bot token; set the environment variable {TOKEN_VARIABLE} "
+            "(BotFather gives you the token)\n"
+        )
         return 2
     if tg.mode == "webhook" and not tg.webhook_url:
         sys.stderr.write("portbot: telegram.mode is webhook but telegram.webhook_url is not set\n")
         return 2
     _setup_logging([tg.token, tg.secret_token or ""])
-    app = build_application(settings, lambda: brain, recorder or NullRecorder())
-    server = urlsplit(tg.base_url).netloc or tg.base_url.split("/")[0]
+    app = build_application(settings, brain_source or (lambda: brain), recorder or NullRecorder())
+    server = urlsplit(tg.base_url).netloc or "the Bot API"
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(app, settings, stop, background)
+
     try:
-        if tg.mode == "webhook":
-            assert tg.webhook_url is not None
-            app.run_webhook(listen=tg.listen, port=tg.port, url_path=urlsplit(tg.webhook_url).path.strip("/"),
-                            webhook_url=tg.webhook_url, secret_token=tg.secret_token,
-                            allowed_updates=list(ALLOWED_UPDATES))
-        else:
-            app.run_polling(allowed_updates=list(ALLOWED_UPDATES), timeout=10, poll_interval=0.0)
+        asyncio.run(main())
     except InvalidToken:
         sys.stderr.write(f"portbot: the Bot API at {server} refused the bot token; check {TOKEN_VARIABLE}\n")
         return 1
@@ -548,7 +671,14 @@ def run(settings: Settings, brain: Brain, recorder: Recorder | None = None) -> i
         sys.stderr.write(f"portbot: cannot reach the Bot API at {server} ({type(error).__name__})\n")
         return 1
     except TelegramError as error:
-        sys.stderr.write(f"portbot: the Bot API at {server} refused to start the bot ({type(error).__name__})\n")
+        sys.stderr.write(
+            f"portbot: the Bot API at {server} refused to start the bot ({type(error).__name__})\n"
+        )
+        return 1
+    except OSError as error:  # webhook mode: the port is taken or not allowed
+        sys.stderr.write(
+            f"portbot: cannot listen on {tg.listen}:{tg.port} ({error.strerror or type(error).__name__})\n"
+        )
         return 1
     log.info("PortBot stopped")
     return 0

@@ -1,7 +1,8 @@
-"""A Telegram Bot API stand-in on 127.0.0.1 that records every call, checks what real Telegram checks, and injects faults.
+"""A Telegram Bot API stand-in on 127.0.0.1: records every call, checks what Telegram checks, injects faults.
 
 Tests and bench/telegram_throughput.py import it as a top-level module (`tests/` is on sys.path): the real
-python-telegram-bot client talks HTTP to it through `base_url`, exactly as it would to a self-hosted Bot API server.
+python-telegram-bot client talks HTTP to it through `base_url`, exactly as it would to a self-hosted Bot API
+server.
 """
 
 from __future__ import annotations
@@ -23,16 +24,52 @@ TOKEN = "123456:TEST-token-for-the-double"
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
 MAX_ALERT = 200
-HTML_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "span",
-                       "tg-spoiler", "tg-emoji", "blockquote"})
-_JSON_FIELDS = frozenset({"reply_markup", "allowed_updates", "commands", "entities", "link_preview_options",
-                          "reply_parameters", "scope"})
+HTML_TAGS = frozenset(
+    {
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "a",
+        "code",
+        "pre",
+        "span",
+        "tg-spoiler",
+        "tg-emoji",
+        "blockquote",
+    }
+)
+_JSON_FIELDS = frozenset(
+    {
+        "reply_markup",
+        "allowed_updates",
+        "commands",
+        "entities",
+        "link_preview_options",
+        "reply_parameters",
+        "scope",
+    }
+)
 _INT_FIELDS = frozenset({"chat_id", "message_id", "offset", "limit", "timeout", "cache_time", "user_id"})
-_MARKUP = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s[^<>]*)?)>|&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);|[<>&]")
+_MARKUP = re.compile(
+    r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s[^<>]*)?)>|&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);|[<>&]"
+)
 _NON_TEXT = {
     "photo": lambda: [{"file_id": "p1", "file_unique_id": "u1", "width": 90, "height": 90}],
-    "sticker": lambda: {"file_id": "s1", "file_unique_id": "u2", "type": "regular", "width": 512, "height": 512,
-                        "is_animated": False, "is_video": False},
+    "sticker": lambda: {
+        "file_id": "s1",
+        "file_unique_id": "u2",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    },
     "voice": lambda: {"file_id": "v1", "file_unique_id": "u3", "duration": 3},
     "document": lambda: {"file_id": "d1", "file_unique_id": "u4", "file_name": "scan.pdf"},
     "location": lambda: {"latitude": 52.5, "longitude": 13.4},
@@ -89,25 +126,27 @@ def html_to_plain(text: str) -> str:
     out: list[str] = []
     pos = 0
     for match in _MARKUP.finditer(text):
-        out.append(text[pos:match.start()])
+        out.append(text[pos : match.start()])
         pos = match.end()
         token = match.group(0)
         if match.group(2) is not None:
             closing, name = match.group(1) == "/", match.group(2).lower()
             if name not in HTML_TAGS:
-                raise ApiError(400, f"Bad Request: can't parse entities: unsupported start tag \"{name}\"")
+                raise ApiError(400, f'Bad Request: can\'t parse entities: unsupported start tag "{name}"')
             if closing:
                 if not stack or stack.pop() != name:
-                    raise ApiError(400, f"Bad Request: can't parse entities: unmatched end tag \"{name}\"")
+                    raise ApiError(400, f'Bad Request: can\'t parse entities: unmatched end tag "{name}"')
             else:
                 stack.append(name)
         elif token in "<>&":
-            raise ApiError(400, f"Bad Request: can't parse entities: unescaped \"{token}\"")
+            raise ApiError(400, f'Bad Request: can\'t parse entities: unescaped "{token}"')
         else:
             out.append(html.unescape(token))
     out.append(text[pos:])
     if stack:
-        raise ApiError(400, f"Bad Request: can't parse entities: can't find end tag corresponding to \"{stack[-1]}\"")
+        raise ApiError(
+            400, f"Bad Request: can't parse entities: can't find end tag corresponding to \"{stack[-1]}\""
+        )
     return "".join(out)
 
 
@@ -137,12 +176,13 @@ class BotApiDouble:
         self._open_queries: set[str] = set()
         self._by_message: dict[tuple[int, int], Sent] = {}
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
-        self._changed = asyncio.Event()
+        self._waiters: set[asyncio.Future[None]] = set()
         self._polling = 0
+        self.poll_params: dict[str, Any] = {}  # the parameters of the latest getUpdates, from when it arrived
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    # -- lifecycle --------------------------------------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         app = web.Application(client_max_size=1 << 20)
@@ -172,18 +212,27 @@ class BotApiDouble:
         """What goes into `telegram.base_url`: PTB appends the token and the method."""
         return f"http://127.0.0.1:{self.port}/bot"
 
-    # -- what tests push --------------------------------------------------------------------------------------
+    # -- what tests push -------------------------------------------------------------------------------------
 
     def push_update(self, body: dict[str, Any]) -> int:
         """Queue one raw update (without update_id) for getUpdates; returns its update_id."""
         update_id = next(self._update_ids)
         self._updates.append({"update_id": update_id, **body})
-        self._changed.set()
+        self._notify()
         return update_id
 
-    def make_message(self, chat_id: int, text: str | None = None, *, user_id: int | None = None,
-                     chat_type: str = "private", kind: str = "text", entities: list[dict[str, Any]] | None = None,
-                     reply_to: dict[str, Any] | None = None, message_id: int | None = None) -> dict[str, Any]:
+    def make_message(
+        self,
+        chat_id: int,
+        text: str | None = None,
+        *,
+        user_id: int | None = None,
+        chat_type: str = "private",
+        kind: str = "text",
+        entities: list[dict[str, Any]] | None = None,
+        reply_to: dict[str, Any] | None = None,
+        message_id: int | None = None,
+    ) -> dict[str, Any]:
         """A Message object from a patient (or a group member when chat_type is "group")."""
         user = user_id if user_id is not None else chat_id
         chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
@@ -233,7 +282,8 @@ class BotApiDouble:
     def bot_message(self, sent: Sent, chat_type: str = "private") -> dict[str, Any]:
         """The Message object of something the bot sent, as Telegram embeds it in callbacks and replies."""
         message: dict[str, Any] = {
-            "message_id": sent.message_id, "date": int(time.time()),
+            "message_id": sent.message_id,
+            "date": int(time.time()),
             "chat": {"id": sent.chat_id, "type": chat_type, "first_name": "Patient"},
             "from": {"id": self.bot_id, "is_bot": True, "first_name": "PortBot", "username": self.username},
             "text": sent.plain,
@@ -247,19 +297,32 @@ class BotApiDouble:
         query_id = str(next(self._callback_ids))
         self._open_queries.add(query_id)
         user = user_id if user_id is not None else sent.chat_id
-        self.push_update({"callback_query": {
-            "id": query_id, "chat_instance": f"ci{sent.chat_id}", "data": data,
-            "from": {"id": user, "is_bot": False, "first_name": f"Patient{user}"},
-            "message": self.bot_message(sent),
-        }})
+        self.push_update(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "chat_instance": f"ci{sent.chat_id}",
+                    "data": data,
+                    "from": {"id": user, "is_bot": False, "first_name": f"Patient{user}"},
+                    "message": self.bot_message(sent),
+                }
+            }
+        )
         return query_id
 
-    def inject(self, method: str, kind: str, times: int = 1, *, retry_after: int = 1, delay: float = 1.0) -> None:
-        """The next `times` calls of `method` get this fault instead of (or, for "slow", before) the answer."""
+    def inject(
+        self, method: str, kind: str, times: int = 1, *, retry_after: int = 1, delay: float = 1.0
+    ) -> None:
+        """The next `times` calls of `method` get this fault instead of (for "slow": before) the answer."""
         for _ in range(times):
             self._faults[method].append(Fault(kind, retry_after, delay))
 
-    # -- what tests read --------------------------------------------------------------------------------------
+    # -- what tests read -------------------------------------------------------------------------------------
+
+    @property
+    def polling(self) -> bool:
+        """True while a getUpdates long poll is waiting (calls are recorded only when they are answered)."""
+        return self._polling > 0
 
     def sent_to(self, chat_id: int) -> list[Sent]:
         return [s for s in self.sent if s.chat_id == chat_id]
@@ -267,26 +330,26 @@ class BotApiDouble:
     def methods(self, name: str) -> list[Call]:
         return [c for c in self.calls if c.method == name]
 
-    async def wait_for(self, predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> None:
-        """Return as soon as `predicate()` holds; AssertionError after `timeout` seconds."""
+    async def wait_for(
+        self, predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition"
+    ) -> None:
+        """Return as soon as `predicate()` holds; AssertionError after `timeout` seconds.
+
+        Checked after every call and pushed update, and every 50 ms for predicates on state outside the
+        double."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while True:
-            self._changed.clear()
-            if predicate():
-                return
+        while not predicate():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
+            await self._change(min(remaining, 0.05))
 
     async def replies(self, chat_id: int, count: int, timeout: float = 20.0) -> list[Sent]:
         """Wait until the bot has sent at least `count` messages to `chat_id`; returns them all."""
-        await self.wait_for(lambda: len(self.sent_to(chat_id)) >= count, timeout,
-                            f"{count} message(s) to chat {chat_id}")
+        await self.wait_for(
+            lambda: len(self.sent_to(chat_id)) >= count, timeout, f"{count} message(s) to chat {chat_id}"
+        )
         return self.sent_to(chat_id)
 
     async def settle(self, quiet: float = 0.3, timeout: float = 20.0) -> None:
@@ -296,14 +359,31 @@ class BotApiDouble:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), quiet)
-            except TimeoutError:
-                if not self._updates or self._polling:
-                    return
+            if not await self._change(quiet) and (not self._updates or self._polling):
+                return
 
-    # -- the API ----------------------------------------------------------------------------------------------
+    def _notify(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def _change(self, timeout: float) -> bool:
+        """Wait for the next call or pushed update; False after `timeout` seconds without one.
+
+        The waiter is registered before this coroutine first yields, so no change between a check and the wait
+        is missed (an asyncio.Event shared and cleared by several waiters would lose wake-ups)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.discard(waiter)
+
+    # -- the API ---------------------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
@@ -333,11 +413,18 @@ class BotApiDouble:
 
     def _record(self, call: Call) -> None:
         self.calls.append(call)
-        self._changed.set()
+        self._notify()
 
     def _me(self) -> dict[str, Any]:
-        return {"id": self.bot_id, "is_bot": True, "first_name": "PortBot", "username": self.username,
-                "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": "PortBot",
+            "username": self.username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
 
     async def _api_getMe(self, params: dict[str, Any]) -> Any:
         return self._me()
@@ -349,17 +436,14 @@ class BotApiDouble:
                 self._updates.popleft()
         limit = params.get("limit") or 100
         timeout = params.get("timeout") or 0
+        self.poll_params = params
         self._polling += 1
         self.getupdates_concurrency_max = max(self.getupdates_concurrency_max, self._polling)
         try:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
             while not self._updates and loop.time() < deadline:
-                self._changed.clear()
-                try:
-                    await asyncio.wait_for(self._changed.wait(), deadline - loop.time())
-                except TimeoutError:
-                    break
+                await self._change(deadline - loop.time())
         finally:
             self._polling -= 1
         return list(itertools.islice(self._updates, limit))
@@ -410,7 +494,9 @@ class BotApiDouble:
     async def _api_answerCallbackQuery(self, params: dict[str, Any]) -> Any:
         query_id = str(params.get("callback_query_id"))
         if query_id not in self._open_queries:
-            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+            raise ApiError(
+                400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+            )
         if len(params.get("text") or "") > MAX_ALERT:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
         self._open_queries.discard(query_id)
@@ -420,7 +506,9 @@ class BotApiDouble:
     async def _api_setMyCommands(self, params: dict[str, Any]) -> Any:
         commands = params.get("commands") or []
         for command in commands:
-            if not re.fullmatch(r"[a-z0-9_]{1,32}", command.get("command", "")) or not command.get("description"):
+            if not re.fullmatch(r"[a-z0-9_]{1,32}", command.get("command", "")) or not command.get(
+                "description"
+            ):
                 raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
         self.commands = commands
         return True
@@ -441,7 +529,11 @@ class BotApiDouble:
         return True
 
     async def _api_getWebhookInfo(self, params: dict[str, Any]) -> Any:
-        return {"url": self.webhook.get("url", ""), "has_custom_certificate": False, "pending_update_count": 0}
+        return {
+            "url": self.webhook.get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": 0,
+        }
 
     async def _api_sendChatAction(self, params: dict[str, Any]) -> Any:
         return True
@@ -494,24 +586,34 @@ def _checked_markup(markup: Any) -> dict[str, Any] | None:
 
 
 def _error(error: ApiError) -> web.Response:
-    return web.json_response({"ok": False, "error_code": error.status, "description": error.description},
-                             status=error.status)
+    return web.json_response(
+        {"ok": False, "error_code": error.status, "description": error.description}, status=error.status
+    )
 
 
 def _fault(request: web.Request, fault: Fault) -> web.StreamResponse:
     if fault.kind == "429":
-        return web.json_response({"ok": False, "error_code": 429,
-                                  "description": f"Too Many Requests: retry after {fault.retry_after}",
-                                  "parameters": {"retry_after": fault.retry_after}}, status=429)
+        return web.json_response(
+            {
+                "ok": False,
+                "error_code": 429,
+                "description": f"Too Many Requests: retry after {fault.retry_after}",
+                "parameters": {"retry_after": fault.retry_after},
+            },
+            status=429,
+        )
     if fault.kind == "502":
         # What Telegram's front proxy sends when the Bot API behind it fails: HTML, not JSON.
-        return web.Response(status=502, text="<html><center><h1>502 Bad Gateway</h1></center></html>",
-                            content_type="text/html")
+        return web.Response(
+            status=502,
+            text="<html><center><h1>502 Bad Gateway</h1></center></html>",
+            content_type="text/html",
+        )
     if fault.kind == "drop":
         if request.transport is not None:
             request.transport.abort()
         return web.Response(status=500)  # never reaches the client: the connection is gone
     status = int(fault.kind)
-    return _error(ApiError(status, "Internal Server Error" if status >= 500 else "Bad Request: injected fault"))
-
-
+    return _error(
+        ApiError(status, "Internal Server Error" if status >= 500 else "Bad Request: injected fault")
+    )

@@ -5,11 +5,12 @@ Importable as a top-level module: pytest puts tests/ on sys.path, and bench/tele
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from bot import config
 from bot.events import MemoryRecorder, Recorder
 from bot.knowledge import load_knowledge
 from bot.replies import Brain, build_brain, respond
-from bot.telegram_app import ALLOWED_UPDATES, build_application
+from bot.telegram_app import build_application, serve
 
 FIXTURE_KB = Path(__file__).resolve().parent / "fixtures" / "telegram_kb"
 
@@ -50,7 +51,7 @@ def settings_for(api: BotApiDouble, **telegram: Any) -> config.Settings:
 
 
 def message_of_kind(brain: Brain, kind: str) -> str:
-    """A message the core answers with a reply of `kind`, found in the knowledge itself (robust to KB edits)."""
+    """A message the core answers with a `kind` reply, found in the knowledge itself (robust to edits)."""
     tries: list[str] = []
     if kind == "answer":
         tries = [entry.question for entry in brain.kb.entries]
@@ -59,11 +60,21 @@ def message_of_kind(brain: Brain, kind: str) -> str:
     elif kind == "fallback":
         tries = ["qwertyuiop zxcvbnm", "my goldfish likes jazz music", "recipe for banana bread"]
     elif kind == "urgent":
-        tries = ["I have chest pain and cannot breathe", "i have a fever of 39", "my port is red hot and swollen"]
+        tries = [
+            "I have chest pain and cannot breathe",
+            "i have a fever of 39",
+            "my port is red hot and swollen",
+        ]
     elif kind == "clarify":
         words = [w.strip("?,.").lower() for e in brain.kb.entries for w in e.question.split()]
-        tries = ["port", "risk", "problems", "catheter", *words,
-                 *(" ".join(e.question.split()[-3:]) for e in brain.kb.entries)]
+        tries = [
+            "port",
+            "risk",
+            "problems",
+            "catheter",
+            *words,
+            *(" ".join(e.question.split()[-3:]) for e in brain.kb.entries),
+        ]
     for text in tries:
         if respond(brain, text).kind == kind:
             return text
@@ -79,33 +90,45 @@ class RunningBot:
 
 
 @asynccontextmanager
-async def running_bot(api: BotApiDouble, brain: Brain | None = None, *,
-                      brain_source: Callable[[], Brain] | None = None, recorder: Recorder | None = None,
-                      strict: bool = True, rate_limit: bool = True, clock: Callable[[], float] = time.monotonic,
-                      **telegram: Any) -> AsyncIterator[RunningBot]:
-    """Build the app as `portbot telegram` does, start it polling the double, and stop it on exit.
+async def running_bot(
+    api: BotApiDouble,
+    brain: Brain | None = None,
+    *,
+    brain_source: Callable[[], Brain] | None = None,
+    recorder: Recorder | None = None,
+    strict: bool = True,
+    rate_limit: bool = True,
+    clock: Callable[[], float] = time.monotonic,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    **telegram: Any,
+) -> AsyncIterator[RunningBot]:
+    """Build the app as `portbot telegram` does, serve it (polling the double, or the webhook) and stop it on
+    exit.
 
     Every handler error is recorded; with `strict`, any error fails the test on exit."""
     chosen = brain or shipped_brain()
     source = brain_source or (lambda: chosen)
     recorder = recorder if recorder is not None else MemoryRecorder()
-    app = build_application(settings_for(api, **telegram), source, recorder, rate_limit=rate_limit, clock=clock)
+    settings = settings_for(api, **telegram)
+    app = build_application(settings, source, recorder, rate_limit=rate_limit, clock=clock)
     bot = RunningBot(app, api, recorder)
 
     async def record_error(update: object, context: Any) -> None:
         bot.errors.append(context.error)
 
     app.add_error_handler(record_error)
-    await app.initialize()
-    if app.post_init:  # run_polling calls it between initialize and start_polling; so do we
-        await app.post_init(app)
-    await app.updater.start_polling(poll_interval=0.0, timeout=5, allowed_updates=list(ALLOWED_UPDATES))
-    await app.start()
+    stop = asyncio.Event()
+    serving = asyncio.create_task(
+        serve(app, settings, stop, background)
+    )  # the very start-up and shut-down `portbot telegram` runs
+    started = (lambda: api.webhook) if settings.telegram.mode == "webhook" else (lambda: api.polling)
+    await api.wait_for(lambda: (started() and app.running) or serving.done(), what="the bot to start")
+    if serving.done():
+        serving.result()  # raises the start-up error
     try:
         yield bot
     finally:
-        await app.updater.stop()
-        await app.stop()
-        await app.shutdown()
+        stop.set()
+        await asyncio.wait_for(serving, 30)
     if strict and bot.errors:
         raise AssertionError(f"handler errors: {[type(e).__name__ + ': ' + str(e) for e in bot.errors]}")
