@@ -233,13 +233,14 @@ class _Reader:
         if phrasings is not None:
             for phrase, count in _repeats(p.casefold().strip() for p in phrasings):
                 report("phrasings", f"the phrasing '{phrase}' is listed {count} times", "warning")
-        if None in text.values() or phrasings is None or related is None or reviewed is None:
+        values = {key: value for key, value in text.items() if value is not None}
+        if len(values) < len(text) or phrasings is None or related is None or reviewed is None:
             return None
         if not isinstance(warning, bool):
             return None
         lines = item["phrasings"].lines if isinstance(item["phrasings"], Seq) else []
-        return Entry(text["id"], text["question"], phrasings, text["answer"], text["category"], text["source"],
-                     reviewed, related, warning, shown, item.line, tuple(lines))
+        return Entry(values["id"], values["question"], phrasings, values["answer"], values["category"],
+                     values["source"], reviewed, related, warning, shown, item.line, tuple(lines))
 
     def text(self, item: Node, key: str, report: Callable[..., None]) -> str | None:
         value = item[key]
