@@ -139,10 +139,27 @@ def _date(text: str) -> dt.date:
 
 
 def cmd_telegram(args: argparse.Namespace) -> int:
+    from bot.reload import KnowledgeSource, watch
+    from bot.store import open_recorder
     from bot.telegram_app import run
 
     settings = _settings(args)
-    return run(settings, _brain(settings))
+    try:
+        source = KnowledgeSource(settings)
+    except KnowledgeError as error:
+        raise _Stop(f"the knowledge base has errors: {error}") from None
+
+    async def watcher() -> None:  # cancelled by the bot when it stops
+        await watch(source, settings.reload_seconds)
+
+    recorder = open_recorder(settings)
+    try:
+        return run(settings, source.current(), recorder, brain_source=source.current, background=[watcher],
+                   reload=source.reload)
+    finally:
+        close = getattr(recorder, "close", None)  # a SqliteRecorder; the NullRecorder holds nothing
+        if close is not None:
+            close()
 
 
 def build_parser() -> argparse.ArgumentParser:

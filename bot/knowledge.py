@@ -436,7 +436,7 @@ class _Reader:
 
 
 _OPTIONAL_TEXTS = ("help", "start", "privacy", "non_text", "slow_down", "error", "not_allowed", "forgotten",
-                   "feedback_thanks", "topics_prompt", "reloaded", "reload_failed")
+                   "feedback_thanks", "topics_prompt", "reloaded", "reload_failed", "privacy_off")
 
 
 def _line_of(doc: Any, key_path: str) -> int | None:

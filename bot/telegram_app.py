@@ -15,6 +15,7 @@ rather than given up on.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import html
 import logging
 import os
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 import httpx
 from telegram import (
     BotCommand,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
@@ -54,19 +56,29 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
+from bot import staff
 from bot.config import TOKEN_VARIABLE, Settings
 from bot.events import Event, NullRecorder, Recorder
+from bot.reload import ReloadResult
 from bot.replies import Brain, Reply, answer_entry, not_covered, respond
+from bot.store import StoreError
 
 log = logging.getLogger("portbot.telegram")
 
 BrainSource = Callable[[], Brain]
+Reload = Callable[[], ReloadResult]
 ALLOWED_UPDATES = (Update.MESSAGE, Update.CALLBACK_QUERY)
 COMMANDS = (
     ("start", "What this bot can and cannot do"),
     ("help", "How to ask a question"),
     ("topics", "Browse the questions by topic"),
     ("privacy", "What is kept, for how long, and /forget"),
+    ("forget", "Delete everything kept about you"),
+)
+# Offered in the menu of admins' private chats only; the handlers check the sender whatever the menu says.
+ADMIN_COMMANDS = (
+    ("reload", "Staff: load the edited knowledge base now"),
+    ("stats", "Staff: counts of the last 7 days (/stats 30 for 30)"),
 )
 MAX_DATA = 64  # bytes of callback data Telegram accepts
 _MAX_REF = MAX_DATA - len("f:+:")  # the longest prefix we put in front of an entry reference
@@ -79,13 +91,18 @@ _DEFAULT_TEXTS = {
     "start": "Hello, I am PortBot, an automated assistant. I give general information about venous access "
     "ports. I cannot give medical advice. In an emergency, call {emergency_number}.",
     "help": "Type a question about your port. /topics lists what I know about.",
-    "privacy": "I keep only what is needed to improve the guide. Send /forget to delete it.",
+    "privacy": "I keep only what is needed to improve the guide, and delete it after {retention_days} days. "
+    "Send /forget to delete it now.",
+    "privacy_off": "I do not keep any record of your messages or of the buttons you tap.",
     "non_text": "Sorry, I can only read text messages.",
     "slow_down": "You are sending messages very fast. Please wait a minute.",
     "error": "Sorry, something went wrong. Please contact your care team.",
     "topics_prompt": "Choose a topic:",
     "feedback_thanks": "Thanks for the feedback",
     "forgotten": "Done. I have deleted what I kept about you.",
+    "not_allowed": "Sorry, only staff can use that command.",
+    "reloaded": "The knowledge base was reloaded.",
+    "reload_failed": "The knowledge base was NOT reloaded; patients still get the previous version.",
 }
 
 
@@ -255,17 +272,28 @@ class PerChatProcessor(BaseUpdateProcessor):
 class _Front:
     """Handlers over one brain source and recorder; they keep no state about chats beyond the flood counts."""
 
-    def __init__(self, brain_source: BrainSource, recorder: Recorder, gate: FloodGate) -> None:
-        self.brain_source, self.recorder, self.gate = brain_source, recorder, gate
+    def __init__(
+        self,
+        settings: Settings,
+        brain_source: BrainSource,
+        recorder: Recorder,
+        gate: FloodGate,
+        reload: Reload | None = None,
+    ) -> None:
+        self.settings, self.brain_source, self.recorder, self.gate = settings, brain_source, recorder, gate
+        self.reload = reload
+        self._log_key = staff.new_key()  # for pseudonyms in the log only
 
     def install(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         new = filters.UpdateType.MESSAGE
         app.add_handler(TypeHandler(Update, self.admit), group=-1)
         app.add_handler(CommandHandler("start", self.fixed("start"), filters=new))
         app.add_handler(CommandHandler("help", self.fixed("help"), filters=new))
-        app.add_handler(CommandHandler("privacy", self.fixed("privacy"), filters=new))
+        app.add_handler(CommandHandler("privacy", self.privacy, filters=new))
         app.add_handler(CommandHandler("topics", self.topics, filters=new))
         app.add_handler(CommandHandler("forget", self.forget, filters=new))
+        app.add_handler(CommandHandler("reload", self.reload_command, filters=new))
+        app.add_handler(CommandHandler("stats", self.stats, filters=new))
         app.add_handler(MessageHandler(new & filters.COMMAND, self.unknown_command))
         app.add_handler(MessageHandler(new & filters.TEXT, self.text))
         app.add_handler(MessageHandler(new & ~filters.TEXT & ~filters.StatusUpdate.ALL, self.non_text))
@@ -313,10 +341,74 @@ class _Front:
         rows = [[(name, category_data(brain, i, name))] for i, name in enumerate(brain.kb.categories())]
         await self.send(context, update.message, _text(brain, "topics_prompt"), rows=rows)
 
-    async def forget(self, update: Update, context: _CONTEXT) -> None:
+    async def privacy(self, update: Update, context: _CONTEXT) -> None:
         assert update.message is not None
-        self.recorder.forget(str(_user(update)))
-        await self.send(context, update.message, self.texts("forgotten"))
+        name = "privacy" if self.settings.storage.enabled else "privacy_off"  # say only what is true
+        await self.send(context, update.message, self.texts(name))
+
+    async def forget(self, update: Update, context: _CONTEXT) -> None:
+        """Delete the sender's records (the id string `text` and `button` record) and confirm only then."""
+        assert update.message is not None
+        brain = self.brain_source()
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.recorder.forget, str(_user(update)))
+        except StoreError as error:
+            log.error("/forget failed, and the patient was told so: %s", error)
+            await self.send(context, update.message, _text(brain, "error"))
+            return
+        await self.send(context, update.message, _text(brain, "forgotten"))
+
+    # -- staff commands: only for telegram.admins, in a private chat (stats may quote patients' questions) ---
+
+    async def admitted(self, update: Update, context: _CONTEXT, command: str) -> bool:
+        message = update.message
+        assert message is not None
+        user = update.effective_user.id if update.effective_user is not None else None
+        if staff.is_admin(self.settings, user) and message.chat.type == ChatType.PRIVATE:
+            return True
+        who = "an admin outside a private chat" if staff.is_admin(self.settings, user) else "a non-admin user"
+        log.warning("refused /%s from %s (ref %s)", command, who, staff.pseudonym(self._log_key, user))
+        await self.send(context, message, self.texts("not_allowed"))
+        return False
+
+    async def reload_command(self, update: Update, context: _CONTEXT) -> None:
+        if not await self.admitted(update, context, "reload"):
+            return
+        assert update.message is not None
+        if self.reload is None:
+            await self.send(context, update.message, "Live reload is not set up in this bot.")
+            return
+        result = await asyncio.get_running_loop().run_in_executor(None, self.reload)
+        log.info("an admin used /reload: %s", "reloaded" if result.reloaded else "kept the previous version")
+        brain = self.brain_source()  # after the reload, so a reworded `reloaded` text is used at once
+        await self.send(context, update.message, staff.reload_text(brain, result, _text))
+
+    async def stats(self, update: Update, context: _CONTEXT) -> None:
+        if not await self.admitted(update, context, "stats"):
+            return
+        message = update.message
+        assert message is not None
+        days = staff.stats_days(context.args or ())
+        rows_of = getattr(self.recorder, "rows", None)
+        if days is None:
+            text = f"Use /stats for the last {staff.STATS_DAYS} days, or /stats 30 for the last 30."
+        elif not self.settings.storage.enabled or rows_of is None:
+            text = "Nothing is recorded: the analytics store is off (storage.enabled: false)."
+        else:
+            brain = self.brain_source()
+            since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+            dropped = int(getattr(self.recorder, "dropped", 0))
+
+            def work() -> str:
+                return staff.stats_reply(brain, rows_of(since), since, dropped)
+
+            try:
+                text = await asyncio.get_running_loop().run_in_executor(None, work)
+            except StoreError as error:
+                log.error("/stats could not read the store: %s", error)
+                text = f"Could not read the analytics store: {error}"
+        await self.send(context, message, text)
 
     async def text(self, update: Update, context: _CONTEXT) -> None:
         message = update.message
@@ -506,12 +598,26 @@ async def _quietly(call: Awaitable[Any]) -> None:
         log.info("ignored a refused cosmetic call: %s", type(error).__name__)
 
 
-async def _post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    try:
-        await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
-    except TelegramError as error:  # the menu is a convenience; the bot works without it
-        log.warning("could not register the command menu: %s", type(error).__name__)
-    log.info("PortBot is running on Telegram as @%s", app.bot.username)
+def _post_init(
+    admins: Sequence[int],
+) -> Callable[[Application[Any, Any, Any, Any, Any, Any]], Coroutine[Any, Any, None]]:
+    async def post_init(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        try:
+            await app.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+        except TelegramError as error:  # the menu is a convenience; the bot works without it
+            log.warning("could not register the command menu: %s", type(error).__name__)
+        staff_menu = [BotCommand(name, text) for name, text in COMMANDS + ADMIN_COMMANDS]
+        refused = 0
+        for admin in admins:
+            try:
+                await app.bot.set_my_commands(staff_menu, scope=BotCommandScopeChat(admin))
+            except TelegramError:  # typically "chat not found": that admin has not opened the bot yet
+                refused += 1
+        if refused:
+            log.info("the staff menu is not shown to %d admin(s) who have not started the bot yet", refused)
+        log.info("PortBot is running on Telegram as @%s", app.bot.username)
+
+    return post_init
 
 
 # -- building and running ------------------------------------------------------------------------------------
@@ -524,8 +630,10 @@ def build_application(
     *,
     rate_limit: bool = True,
     clock: Callable[[], float] = time.monotonic,
+    reload: Reload | None = None,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
-    """The PTB Application: handlers, retries, rate limiter; `brain_source()` is read once per update."""
+    """The PTB Application: handlers, retries, rate limiter; `brain_source()` is read once per update, and
+    `reload()` (KnowledgeSource.reload, say) serves the admin command /reload."""
     tg = settings.telegram
     if not tg.token:
         raise ValueError(f"no bot token; set the environment variable {TOKEN_VARIABLE}")
@@ -548,10 +656,10 @@ def build_application(
         )
         .get_updates_request(HTTPXRequest(connection_pool_size=2, connect_timeout=5.0, read_timeout=10.0))
         .concurrent_updates(PerChatProcessor(256))
-        .post_init(_post_init)
+        .post_init(_post_init(tg.admins))
     )
     app = (builder.rate_limiter(AIORateLimiter(max_retries=3)) if rate_limit else builder).build()
-    _Front(brain_source, recorder, FloodGate(tg.flood_limit, clock=clock)).install(app)
+    _Front(settings, brain_source, recorder, FloodGate(tg.flood_limit, clock=clock), reload).install(app)
     return app
 
 
@@ -636,11 +744,13 @@ def run(
     recorder: Recorder | None = None,
     brain_source: BrainSource | None = None,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    reload: Reload | None = None,
 ) -> int:
     """`portbot telegram`: run until SIGTERM or Ctrl-C; one-line errors and a non-zero exit code on failure.
 
     `brain_source`, when given, is asked for the current brain on every update (live reload); else `brain` is
-    used. `background` coroutine factories run in the bot's event loop until it stops."""
+    used. `background` coroutine factories run in the bot's event loop until it stops; `reload` serves the
+    admin command /reload."""
     tg = settings.telegram
     if not tg.token:
         sys.stderr.write(
@@ -652,7 +762,9 @@ def run(
         sys.stderr.write("portbot: telegram.mode is webhook but telegram.webhook_url is not set\n")
         return 2
     _setup_logging([tg.token, tg.secret_token or ""])
-    app = build_application(settings, brain_source or (lambda: brain), recorder or NullRecorder())
+    app = build_application(
+        settings, brain_source or (lambda: brain), recorder or NullRecorder(), reload=reload
+    )
     server = urlsplit(tg.base_url).netloc or "the Bot API"
 
     async def main() -> None:

@@ -165,7 +165,8 @@ class BotApiDouble:
         self.calls: list[Call] = []
         self.unknown: list[str] = []
         self.sent: list[Sent] = []
-        self.commands: list[dict[str, Any]] = []
+        self.commands: list[dict[str, Any]] = []  # the default menu
+        self.chat_commands: dict[int, list[dict[str, Any]]] = {}  # chat id -> menu of BotCommandScopeChat
         self.webhook: dict[str, Any] = {}
         self.answered: dict[str, dict[str, Any]] = {}  # callback query id -> answerCallbackQuery params
         self.getupdates_concurrency_max = 0
@@ -510,10 +511,19 @@ class BotApiDouble:
                 "description"
             ):
                 raise ApiError(400, "Bad Request: BOT_COMMAND_INVALID")
-        self.commands = commands
+        scope = params.get("scope") or {"type": "default"}
+        if scope.get("type") == "chat":
+            self.chat_commands[int(scope["chat_id"])] = commands
+        elif scope.get("type") == "default":
+            self.commands = commands
+        else:
+            raise ApiError(400, "Bad Request: unsupported scope in this double")
         return True
 
     async def _api_getMyCommands(self, params: dict[str, Any]) -> Any:
+        scope = params.get("scope") or {"type": "default"}
+        if scope.get("type") == "chat":
+            return self.chat_commands.get(int(scope["chat_id"]), [])
         return self.commands
 
     async def _api_deleteMyCommands(self, params: dict[str, Any]) -> Any:

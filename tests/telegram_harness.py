@@ -21,6 +21,7 @@ from botapi_double import BotApiDouble
 from bot import config
 from bot.events import MemoryRecorder, Recorder
 from bot.knowledge import load_knowledge
+from bot.reload import ReloadResult
 from bot.replies import Brain, build_brain, respond
 from bot.telegram_app import build_application, serve
 
@@ -45,9 +46,11 @@ def fixture_brain(workdir: Path) -> Brain:
     return build_brain(load_knowledge(folder), config.Settings())
 
 
-def settings_for(api: BotApiDouble, **telegram: Any) -> config.Settings:
+def settings_for(
+    api: BotApiDouble, storage: config.Storage | None = None, **telegram: Any
+) -> config.Settings:
     tg = dataclasses.replace(config.Telegram(), token=api.token, base_url=api.base_url, **telegram)
-    return dataclasses.replace(config.Settings(), telegram=tg)
+    return dataclasses.replace(config.Settings(), telegram=tg, storage=storage or config.Storage())
 
 
 def message_of_kind(brain: Brain, kind: str) -> str:
@@ -100,6 +103,8 @@ async def running_bot(
     rate_limit: bool = True,
     clock: Callable[[], float] = time.monotonic,
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    reload: Callable[[], ReloadResult] | None = None,
+    storage: config.Storage | None = None,
     **telegram: Any,
 ) -> AsyncIterator[RunningBot]:
     """Build the app as `portbot telegram` does, serve it (polling the double, or the webhook) and stop it on
@@ -109,8 +114,8 @@ async def running_bot(
     chosen = brain or shipped_brain()
     source = brain_source or (lambda: chosen)
     recorder = recorder if recorder is not None else MemoryRecorder()
-    settings = settings_for(api, **telegram)
-    app = build_application(settings, source, recorder, rate_limit=rate_limit, clock=clock)
+    settings = settings_for(api, storage, **telegram)
+    app = build_application(settings, source, recorder, rate_limit=rate_limit, clock=clock, reload=reload)
     bot = RunningBot(app, api, recorder)
 
     async def record_error(update: object, context: Any) -> None:

@@ -46,13 +46,14 @@ def events(recorder: object) -> list[Event]:
 
 
 async def test_startup_registers_the_command_menu(api: BotApiDouble) -> None:
-    """At start the bot registers /start, /help, /topics and /privacy and calls no unknown method."""
+    """At start the bot registers /start, /help, /topics, /privacy and /forget (no staff command) and calls
+    no unknown method."""
     async with running_bot(api):
         await api.wait_for(lambda: api.polling, what="polling to start")
     assert (
         [c["command"] for c in api.commands]
         == [name for name, _ in COMMANDS]
-        == ["start", "help", "topics", "privacy"]
+        == ["start", "help", "topics", "privacy", "forget"]
     )
     assert api.methods("deleteWebhook"), "polling must clear any webhook first"
     assert api.unknown == []
