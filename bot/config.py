@@ -35,7 +35,7 @@ class Matching:
 
     answer: float = 0.4
     clarify: float = 0.4
-    margin: float = 0.05
+    margin: float = 0.08
     max_candidates: int = 3
 
 

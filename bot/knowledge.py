@@ -6,6 +6,7 @@ import datetime as dt
 import difflib
 import re
 import string
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,6 +259,10 @@ class _Reader:
         if not isinstance(value, list):
             report(key, f"`{key}:` must be a list (one '- ' line per item), not {describe(value)}")
             return None
+        if all(isinstance(element, str) for element in value):  # the usual case, in one pass (see below)
+            tidy = tuple(" ".join(element.split()) for element in value)
+            if all(tidy):
+                return tidy
         out: list[str] = []
         for index, element in enumerate(value):
             if not isinstance(element, str) or not element.strip():
@@ -456,7 +461,4 @@ def _line_of(doc: Any, key_path: str) -> int | None:
 
 
 def _repeats(items: Iterator[str] | Any) -> list[tuple[str, int]]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return [(item, count) for item, count in counts.items() if count > 1]
+    return [(item, count) for item, count in Counter(items).items() if count > 1]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import re
-from collections import defaultdict
+from array import array
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -48,29 +50,34 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class _Phrasing:
+    """One normalised phrasing. Kept small (tuples, no sets): a guide of 10 000 entries has 190 000 of them."""
+
     entry: int
     text: str
-    tokens: frozenset[str]
-    pairs: frozenset[tuple[str, str]]
-    weight: float
-    folded: str
+    tokens: tuple[str, ...]  # in order: word pairs and the fuzzy ratio are taken from them
+    distinct: tuple[str, ...]  # without repeats; the very same tuple when there are none
 
 
 @dataclass(frozen=True, slots=True)
 class Index:
-    """The knowledge base prepared for matching: normalised phrasings, word weights and an inverted index."""
+    """The knowledge base prepared for matching: normalised phrasings, word weights and an inverted index.
+
+    Numbers stand for entries and phrasings: positions in `entry_ids` and in `phrasings`. The per-phrasing and
+    per-entry numbers are kept in arrays, which take a fraction of the memory of Python objects."""
 
     lexicon: Lexicon
     entry_ids: tuple[str, ...]
     questions: tuple[str, ...]
     phrasings: tuple[_Phrasing, ...]
+    phrasing_weights: array[float]  # the sum of each phrasing's distinct tokens' weights
     weights: Mapping[str, float]
     unknown_weight: float
-    entry_vocab: tuple[frozenset[str], ...]
-    entry_counts: tuple[Mapping[str, int], ...]
+    entry_counts: tuple[Mapping[str, int], ...]  # per entry: in how many of its phrasings each token occurs
     entry_totals: tuple[int, ...]
     entry_postings: Mapping[str, tuple[int, ...]]
-    entry_phrasings: tuple[tuple[int, ...], ...]
+    # Each entry's phrasings to score, in order, less those whose tokens repeat an earlier one's word for word
+    # ("wat is a port" after "what is a port"): they would score the same, and the first one wins a tie.
+    entry_phrasings: tuple[array[int], ...]
 
     def weight(self, token: str) -> float:
         return self.weights.get(token, self.unknown_weight)
@@ -91,39 +98,34 @@ def build_index(kb: KnowledgeBase) -> Index:
     lexicon = build_lexicon(kb.synonyms, texts)
     documents = [(e.id, e.question, (e.question, *e.phrasings)) for e in kb.entries]
     documents += [(GAP_PREFIX + g.topic, g.topic, g.phrasings) for g in kb.gaps]
-    raw: list[tuple[int, str, tuple[str, ...]]] = []
+    phrasings: list[_Phrasing] = []
+    to_score: list[array[int]] = []
     counts: list[dict[str, int]] = []
-    doc_freq: dict[str, int] = defaultdict(int)
-    vocab: list[frozenset[str]] = []
+    doc_freq: Counter[str] = Counter()
     for number, (_, _, phrasings_of) in enumerate(documents):
-        count: dict[str, int] = defaultdict(int)
+        start, scored, seen = len(phrasings), array("i"), set()
         for text in phrasings_of:
             tokens = lexicon.tokens(text)
             if tokens:
-                raw.append((number, text, tokens))
-                for token in set(tokens):
-                    count[token] += 1
+                distinct = tuple(dict.fromkeys(tokens))
+                if tokens not in seen:
+                    seen.add(tokens)
+                    scored.append(len(phrasings))
+                phrasings.append(_Phrasing(number, text, tokens, tokens if len(distinct) == len(tokens) else distinct))
+        to_score.append(scored)
+        count = Counter(itertools.chain.from_iterable(p.distinct for p in phrasings[start:]))
         counts.append(dict(count))
-        vocab.append(frozenset(count))
-        for token in count:
-            doc_freq[token] += 1
+        doc_freq.update(count.keys())
     total = max(1, len(documents))
     weights = {token: _idf(total, count) for token, count in doc_freq.items()}
-    phrasings: list[_Phrasing] = []
-    by_entry: list[list[int]] = [[] for _ in documents]
     entry_postings: dict[str, list[int]] = defaultdict(list)
-    for number, words in enumerate(vocab):
+    for number, words in enumerate(counts):
         for token in words:
             entry_postings[token].append(number)
-    for number, text, tokens in raw:
-        token_set = frozenset(tokens)
-        pairs = frozenset(zip(tokens, tokens[1:], strict=False))
-        by_entry[number].append(len(phrasings))
-        phrasings.append(_Phrasing(number, text, token_set, pairs, sum(weights[t] for t in token_set),
-                                   " ".join(tokens)))
+    phrasing_weights = array("d", (sum(map(weights.__getitem__, p.distinct)) for p in phrasings))
     return Index(lexicon, tuple(d[0] for d in documents), tuple(d[1] for d in documents), tuple(phrasings),
-                 weights, _idf(total, 0), tuple(vocab), tuple(counts), tuple(sum(c.values()) for c in counts),
-                 {t: tuple(e) for t, e in entry_postings.items()}, tuple(tuple(p) for p in by_entry))
+                 phrasing_weights, weights, _idf(total, 0), tuple(counts), tuple(sum(c.values()) for c in counts),
+                 {t: tuple(e) for t, e in entry_postings.items()}, tuple(to_score))
 
 
 _CLAUSE = re.compile(r"[.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could|will|would|is|are|do|does|did|"
@@ -159,6 +161,7 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
 
     Long messages are also scored clause by clause, since the question is often one sentence inside a story
     ("my oncologist wants me to get a port next week. who puts it in?")."""
+    asked = message
     message = _set_aside(message)
     analysis = index.lexicon.analyse(message)
     tokens = analysis.tokens
@@ -166,6 +169,11 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
     if not tokens:
         return Decision("fallback", (), "no informative words", tokens, analysis.repairs)
     best = _rank(index, tokens, 1.0, analysis.common)
+    if message != asked:  # a denied aside can still name the topic: "I don't have cancer, why a port?"
+        whole = index.lexicon.analyse(asked)
+        for entry, hit in _rank(index, whole.tokens, 1.0, whole.common).items():
+            if hit[0] > best.get(entry, (0.0, -1))[0]:
+                best[entry] = hit
     clauses = [c for c in _CLAUSE.split(message[:MAX_MATCH_CHARS]) if c.strip()]
     top = max((hit[0] for hit in best.values()), default=0.0)
     if len(clauses) > 1 and top < CLEAR_WHOLE:  # a clear match of the whole message needs no second look
@@ -173,7 +181,7 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
             part = index.lexicon.analyse(clause)
             clause_tokens = part.tokens
             if len(set(clause_tokens)) >= MIN_CLAUSE_TOKENS and len(clause_tokens) < len(tokens):
-                for entry, hit in _rank(index, clause_tokens, _CLAUSE_FACTOR, part.common).items():
+                for entry, hit in _rank(index, clause_tokens, _CLAUSE_FACTOR, part.common, best).items():
                     if hit[0] > best.get(entry, (0.0, -1))[0]:
                         best[entry] = hit
     ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
@@ -184,32 +192,37 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
     return _decide(candidates, settings, tokens, analysis.repairs, unknown)
 
 
-def _rank(index: Index, tokens: tuple[str, ...], factor: float, common: frozenset[str]) -> dict[int, tuple[float, int]]:
+def _rank(index: Index, tokens: tuple[str, ...], factor: float, common: frozenset[str],
+          floors: Mapping[int, tuple[float, int]] | None = None) -> dict[int, tuple[float, int]]:
     """The best score of each likely entry, and the phrasing that gave it.
 
     Only the entries sharing the most informative words with the message are scored phrasing by phrasing
-    (a cheap sum over the entry index first), so matching stays fast as the knowledge base grows."""
+    (a cheap sum over the entry index first), so matching stays fast as the knowledge base grows.
+
+    `floors` holds scores that the caller keeps unless this ranking beats them (a clause against the whole
+    message): an entry's phrasings that cannot beat its floor are not scored in full. Such an entry may then come
+    back with less than its best score, but never above its floor, so the caller's result is the same."""
     message_set = frozenset(tokens)
-    message_pairs = frozenset(zip(tokens, tokens[1:], strict=False))
+    message_pairs = frozenset(itertools.pairwise(tokens))
     folded = " ".join(tokens)
-    overlap: dict[int, float] = defaultdict(float)
-    for token in message_set:
-        weight = index.weights.get(token)
-        if weight is not None:
-            for entry in index.entry_postings[token]:
-                overlap[entry] += weight
-    shortlist = heapq.nlargest(SHORTLIST, overlap.items(), key=lambda item: (item[1], -item[0]))
+    weights = index.weights
+    known = {token: weights[token] for token in message_set if token in weights}
+    # Each entry's weight of message words it knows. A list rather than a dict, and the shortlist taken by value
+    # first: at 10 000 entries a word like "port" touches every entry, and this is most of the work.
+    overlap = [0.0] * len(index.entry_ids)
+    for token, weight in known.items():
+        for entry in index.entry_postings[token]:
+            overlap[entry] += weight
+    cut = heapq.nlargest(SHORTLIST, overlap)[-1] if overlap else 0.0
+    likely = [(entry, value) for entry, value in enumerate(overlap) if value >= cut and value > 0]
+    shortlist = sorted(likely, key=lambda item: (-item[1], item[0]))[:SHORTLIST]
     best: dict[int, tuple[float, int]] = {}
     for entry, inside in shortlist:
-        outside = _outside(index, index.entry_vocab[entry], message_set, common)
-        for number in index.entry_phrasings[entry]:
-            phrasing = index.phrasings[number]
-            if phrasing.tokens.isdisjoint(message_set):
-                continue
-            score = factor * _score(index, phrasing, message_set, message_pairs, inside, outside, folded,
-                                    best.get(entry, (0.0, -1))[0] / factor)
-            if score > best.get(entry, (0.0, -1))[0]:
-                best[entry] = (score, number)
+        outside = _outside(index, index.entry_counts[entry], message_set, common)
+        floor = floors[entry][0] if floors and entry in floors else 0.0
+        hit = _entry_best(index, entry, known, message_pairs, inside, outside, folded, factor, floor)
+        if hit[1] >= 0:
+            best[entry] = hit
     if NB_SHARE and best:
         posterior = _posterior(index, message_set, best)
         peak = max(posterior.values())
@@ -217,6 +230,62 @@ def _rank(index: Index, tokens: tuple[str, ...], factor: float, common: frozense
             if score < factor * EXACT:  # a message that is word for word a phrasing is that entry's question
                 best[entry] = (score * (1 - NB_SHARE + NB_SHARE * posterior[entry] / peak), number)
     return best
+
+
+_ZEROS = itertools.repeat(0.0)  # the default for every token a phrasing does not share with the message
+
+
+def _entry_best(index: Index, entry: int, known: Mapping[str, float], pairs: frozenset[tuple[str, str]],
+                inside: float, outside: float, folded: str, factor: float, floor: float) -> tuple[float, int]:
+    """The entry's best phrasing score (times `factor`) and that phrasing's number; (0.0, -1) if none scores.
+
+    A phrasing's score is how much of the phrasing the message covers, times how much of the message the
+    phrasing (and, at half credit, the rest of its entry's vocabulary) explains, plus a little for word pairs
+    and wording in common (_finish). `inside` is the weight of the message words the entry knows, `outside` the
+    penalty for the others.
+
+    The result is that of scoring the phrasings in order, the first of equal scores winning, but fewer are
+    scored in full: the phrasing that covers most of its own words is scored first, the entry will score at
+    least that, and a phrasing that cannot reach it (nor `floor`) cannot change the result."""
+    found = []  # (number, phrasing, weight of the words it shares with the message, covered ** COVER_EXP)
+    for number in index.entry_phrasings[entry]:
+        phrasing = index.phrasings[number]
+        shared = sum(map(known.get, phrasing.distinct, _ZEROS))
+        if shared > 0:
+            found.append((number, phrasing, shared, (shared / index.phrasing_weights[number]) ** COVER_EXP))
+    if not found:
+        return 0.0, -1
+    whole = inside + outside
+
+    def base(shared: float, reach: float) -> float:
+        explained = (shared + VOCAB_CREDIT * (inside - shared)) / whole
+        part: float = min(1.0, explained) ** EXPLAIN_EXP
+        return reach * part
+
+    first, phrasing, shared, reach = max(found, key=lambda item: item[3])
+    guess = factor * _finish(phrasing, base(shared, reach), pairs, folded)
+    sure = max(guess, floor)
+    top, top_number = 0.0, -1
+    for number, phrasing, shared, reach in found:
+        if number == first:
+            score = guess
+        else:
+            # _finish adds at most 0.055 to the base score, which is at most `reach`.
+            if reach + 0.055 <= top / factor:  # cannot beat this entry's best phrasing so far
+                continue
+            # Skipping more is safe once the entry surely has a score, which puts it among the candidates that
+            # the naive Bayes step weighs against each other. The margin is far above rounding, so that what is
+            # skipped would surely not have counted.
+            need = max(top, sure) / factor - 1e-9 if top_number >= 0 or guess > 0 else 0.0
+            if reach + 0.055 <= need:
+                continue
+            start = base(shared, reach)
+            if start + 0.055 <= need:
+                continue
+            score = factor * _finish(phrasing, start, pairs, folded)
+        if score > top:
+            top, top_number = score, number
+    return top, top_number
 
 
 def _posterior(index: Index, message: frozenset[str], entries: Mapping[int, object]) -> dict[int, float]:
@@ -227,7 +296,9 @@ def _posterior(index: Index, message: frozenset[str], entries: Mapping[int, obje
     logs = {}
     for entry in entries:
         counts, total = index.entry_counts[entry], index.entry_totals[entry]
-        logs[entry] = sum(math.log((counts.get(t, 0) + NB_ALPHA) / (total + NB_ALPHA * size)) for t in known)
+        unseen = math.log(NB_ALPHA / (total + NB_ALPHA * size))  # the term of every word the entry lacks
+        logs[entry] = sum([math.log((counts[t] + NB_ALPHA) / (total + NB_ALPHA * size)) if t in counts else unseen
+                           for t in known])
     top = max(logs.values())
     odds = {entry: math.exp(value - top) for entry, value in logs.items()}
     total_odds = sum(odds.values())
@@ -247,11 +318,11 @@ NB_SHARE = 0.4         # how far entry-level word evidence can pull down a candi
 NB_ALPHA = 0.3
 SHORTLIST = 8          # entries scored phrasing by phrasing, chosen by their informative words in common
 EXACT = 0.98
-COVER_EXP = 0.5        # score = covered ** COVER_EXP * explained ** EXPLAIN_EXP
+COVER_EXP = 0.5        # base score = covered ** COVER_EXP * explained ** EXPLAIN_EXP (see _entry_best)
 EXPLAIN_EXP = 0.7
 
 
-def _outside(index: Index, vocab: frozenset[str], message: frozenset[str], everyday: frozenset[str]) -> float:
+def _outside(index: Index, vocab: Mapping[str, int], message: frozenset[str], everyday: frozenset[str]) -> float:
     """How much of the message lies outside an entry's vocabulary, weighted by what kind of word it is."""
     story = min(1.0, STORY_TOKENS / len(message))
     total = 0.0
@@ -268,25 +339,14 @@ def _outside(index: Index, vocab: frozenset[str], message: frozenset[str], every
     return total
 
 
-def _score(index: Index, phrasing: _Phrasing, message: frozenset[str], pairs: frozenset[tuple[str, str]],
-           inside: float, outside: float, folded: str, beat: float = 0.0) -> float:
-    """How well one phrasing matches: how much of the phrasing the message covers, times how much of the
-    message the phrasing (and, at half credit, the rest of its entry's vocabulary) explains.
-
-    `inside` is the weight of the message words the entry knows, `outside` the penalty for the others."""
-    weights = index.weights
-    common = sum(weights[t] for t in message & phrasing.tokens)
-    if common <= 0 or phrasing.weight <= 0:
-        return 0.0
-    covered = common / phrasing.weight
-    if covered**COVER_EXP + 0.055 <= beat:  # cannot beat this entry's best phrasing so far
-        return 0.0
-    known = inside - common
-    explained = (common + VOCAB_CREDIT * known) / (inside + outside)
-    score = covered**COVER_EXP * min(1.0, explained) ** EXPLAIN_EXP
-    if not pairs.isdisjoint(phrasing.pairs):
+def _finish(phrasing: _Phrasing, score: float, pairs: frozenset[tuple[str, str]], folded: str) -> float:
+    """A phrasing's base score plus 0.03 when it shares a word pair with the message, plus or minus 0.025 for how
+    close its wording is, within 0 and 1."""
+    tokens = phrasing.tokens
+    if not pairs.isdisjoint(itertools.pairwise(tokens)):
         score += 0.03
-    score += 0.05 * (fuzz.ratio(folded, phrasing.folded) / 100.0 - 0.5)
+    ratio: float = fuzz.ratio(folded, " ".join(tokens))
+    score += 0.05 * (ratio / 100.0 - 0.5)
     return max(0.0, min(1.0, score))
 
 
@@ -326,9 +386,13 @@ def phrasing_conflicts(index: Index, settings: Matching) -> list[tuple[str, str,
         ranked = _rank(index, analysis.tokens, 1.0, analysis.common)
         if not ranked:
             continue
-        best_entry, (best_score, _) = max(ranked.items(), key=lambda item: (item[1][0], -item[0]))
+        others = [(hit[0], -entry) for entry, hit in ranked.items() if entry != phrasing.entry]
+        if not others:
+            continue
+        best_score, best_entry = max(others)
+        best_entry = -best_entry
         own_score = ranked.get(phrasing.entry, (0.0, 0))[0]
-        if best_entry != phrasing.entry and best_score > own_score:
+        if best_score >= own_score:
             out.append((own, phrasing.text, index.entry_ids[best_entry], round(own_score, 3), round(best_score, 3)))
     del loose
     return out

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import gzip
+import json
+import pkgutil
 import re
 import threading
 import unicodedata
@@ -100,13 +103,39 @@ _LOCAL = threading.local()  # a snowball stemmer keeps state while it stems: one
 
 def fold(text: str) -> str:
     """Lower-case, accent-free text with contractions expanded and punctuation turned into single spaces."""
-    text = unicodedata.normalize("NFKD", text[:MAX_MATCH_CHARS * 2]).translate(_APOSTROPHES).casefold()
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    for pattern, replacement in _CONTRACTIONS:
-        text = pattern.sub(replacement, text)
-    text = _LOOSE_DOT.sub(" ", _NOT_WORD.sub(" ", text)).replace("'", " ")
-    words = [_BARE_CONTRACTIONS.get(word, word) for word in text.split()]
-    return " ".join(words)
+    return " ".join(fold_words(text))
+
+
+def fold_words(text: str) -> list[str]:
+    """fold(text) as a list of words.
+
+    Nothing fold does reaches across whitespace, so it works piece by piece (the pieces between whitespace), and
+    each distinct piece is folded only once: phrasings, answers and messages repeat the same words all the time."""
+    words: list[str] = []
+    for piece in text[: MAX_MATCH_CHARS * 2].split():
+        words += _fold_piece(piece)
+    return words
+
+
+@functools.lru_cache(maxsize=50_000)
+def _fold_piece(piece: str) -> tuple[str, ...]:
+    """The folded words of one piece of text that holds no whitespace."""
+    if piece.isascii():  # the usual case: NFKD and accent removal change nothing, and casefold is lower
+        text = piece.translate(_APOSTROPHES).lower()
+    else:
+        text = unicodedata.normalize("NFKD", piece).translate(_APOSTROPHES).casefold()
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    if "'" in text or "cannot" in text:  # every contraction pattern needs one or the other
+        for pattern, replacement in _CONTRACTIONS:
+            text = pattern.sub(replacement, text)
+    words: list[str] = []
+    for word in _LOOSE_DOT.sub(" ", _NOT_WORD.sub(" ", text)).replace("'", " ").split():
+        bare = _BARE_CONTRACTIONS.get(word)
+        if bare is None:
+            words.append(word)
+        else:
+            words += bare.split()
+    return tuple(words)
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -137,42 +166,75 @@ class Lexicon:
     vocabulary: frozenset[str]
     by_frequency: tuple[str, ...]
     frequency: Callable[[str], int] = field(default=lambda word: 0, compare=False, repr=False)
+    # For each word that starts a synonym variant, the lengths of those variants, longest first.
+    starts: Mapping[str, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
     _repairs: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
+    # Each piece of text (between whitespace) as folded, repaired words, and the repairs made on the way.
+    _pieces: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def analyse(self, text: str) -> Analysis:
         """Fold, repair typos, apply synonyms, stem and drop filler."""
-        words = fold(text[:MAX_MATCH_CHARS]).split()
+        replaced, content, repairs = self._content(text)
+        tokens = tuple(map(stem, content))
+        common = frozenset(stem(w) for w in content if (self.frequency(w) or 0) >= COMMON_WORD)
+        return Analysis(tuple(replaced), tokens, tuple(repairs), common)
+
+    def tokens(self, text: str) -> tuple[str, ...]:
+        """analyse(text).tokens, without working out which words are common English."""
+        return tuple(map(stem, self._content(text)[1]))
+
+    def _content(self, text: str) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+        """The words after typo repair and synonyms, those of them that are not filler, and the repairs made."""
+        words: list[str] = []
         repairs: list[tuple[str, str]] = []
+        pieces = self._pieces
+        for piece in text[:MAX_MATCH_CHARS].split():  # as fold_words does, with each piece's result kept
+            known = pieces.get(piece)
+            if known is None:
+                known = self._piece(piece)
+            words += known[0]
+            if known[1]:
+                repairs += known[1]
+        replaced = self.apply_synonyms(words)
+        return replaced, [word for word in replaced if word not in FILLER], repairs
+
+    def _piece(self, piece: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
         fixed: list[str] = []
-        for word in words:
+        repairs: list[tuple[str, str]] = []
+        for word in _fold_piece(piece):
             better = self.repair(word)
             if better is not None:
                 repairs.append((word, better))
                 word = better
             fixed.append(word)
-        replaced = self.apply_synonyms(fixed)
-        content = [word for word in replaced if word not in FILLER]
-        tokens = tuple(stem(word) for word in content)
-        common = frozenset(stem(w) for w in content if (self.frequency(w) or 0) >= COMMON_WORD)
-        return Analysis(tuple(replaced), tokens, tuple(repairs), common)
-
-    def tokens(self, text: str) -> tuple[str, ...]:
-        return self.analyse(text).tokens
+        known = (tuple(fixed), tuple(repairs))
+        if len(self._pieces) < 50_000:
+            self._pieces[piece] = known
+        return known
 
     def apply_synonyms(self, words: list[str]) -> list[str]:
         """Replace each patient variant (longest first) with the knowledge base's own word."""
+        starts = self.starts
+        found = [i for i, word in enumerate(words) if word in starts]  # where a variant may begin
+        if not found:
+            return list(words)
         out: list[str] = []
-        i = 0
-        while i < len(words):
-            for size in range(min(self.longest_variant, len(words) - i), 0, -1):
-                canonical = self.synonyms.get(tuple(words[i : i + size]))
+        done = 0  # words before this one are in `out` already
+        for i in found:
+            if i < done:  # inside a variant just replaced
+                continue
+            out += words[done:i]
+            done = i + 1
+            for size in starts[words[i]]:
+                canonical = self.synonyms.get(tuple(words[i : i + size])) if size <= len(words) - i else None
                 if canonical is not None:
-                    out.extend(canonical)
-                    i += size
+                    out += canonical
+                    done = i + size
                     break
             else:
                 out.append(words[i])
-                i += 1
+        out += words[done:]
         return out
 
     def repair(self, word: str) -> str | None:
@@ -202,10 +264,33 @@ class Lexicon:
 def english_words() -> Mapping[str, int]:
     """English words and how often they occur in general text (pyspellchecker's word list). Typo repair leaves
     these alone, and matching counts a very common word that the knowledge base does not know less against
-    an answer than a rare one: "normally" or "leave" seldom name a topic, "tattoo" or "anaesthetic" do."""
-    from spellchecker import SpellChecker
+    an answer than a rare one: "normally" or "leave" seldom name a topic, "tattoo" or "anaesthetic" do.
 
-    return {w: int(n) for w, n in SpellChecker(distance=1).word_frequency.dictionary.items() if w.isalpha()}
+    Read straight from the list pyspellchecker ships, lower-cased the way its SpellChecker reads it: building a
+    SpellChecker would take twice as long for indexes we never use."""
+    try:
+        data = pkgutil.get_data("spellchecker", "resources/en.json.gz")
+    except OSError:
+        data = None
+    if data is None:  # a pyspellchecker that keeps its list elsewhere
+        from spellchecker import SpellChecker
+
+        listed: Mapping[str, int] = SpellChecker(distance=1).word_frequency.dictionary
+    else:
+        raw: dict[str, int] = json.loads(gzip.decompress(data).decode("utf-8"))
+        listed = {word.lower(): count for word, count in raw.items()}
+        if len(listed) != len(raw):  # words that differ only in case: add up their counts, as SpellChecker does
+            summed: Counter[str] = Counter()
+            for word, count in raw.items():
+                summed[word.lower()] += count
+            listed = summed
+    return {w: int(n) for w, n in listed.items() if w.isalpha()}
+
+
+def english_frequency(word: str) -> int:
+    """How often `word` occurs in general English, 0 if it is not an English word. The word list is read on the
+    first call (about 0.1 s, once per process): building a matching index does not need it, answering does."""
+    return english_words().get(word, 0)
 
 
 def build_lexicon(synonyms: Iterable[tuple[str, Iterable[str]]], texts: Iterable[str]) -> Lexicon:
@@ -220,10 +305,20 @@ def build_lexicon(synonyms: Iterable[tuple[str, Iterable[str]]], texts: Iterable
             counts.update(key)
             if key and key != target:
                 table[key] = target
+    # Count the pieces between whitespace first and fold each distinct one once: the same as counting the
+    # folded words of every text, at a fraction of the cost (texts share most of their words).
+    pieces: Counter[str] = Counter()
     for text in texts:
-        counts.update(fold(text).split())
+        pieces.update(text[: MAX_MATCH_CHARS * 2].split())
+    for piece, count in pieces.items():
+        for word in _fold_piece(piece):
+            counts[word] += count
     counts.update(FILLER)
     vocabulary = frozenset(word for word in counts if len(word) >= 3)
     by_frequency = tuple(sorted(vocabulary, key=lambda word: (-counts[word], word)))
     longest = max((len(key) for key in table), default=1)
-    return Lexicon(table, longest, vocabulary, by_frequency, english_words().get)
+    sizes: dict[str, set[int]] = {}
+    for key in table:
+        sizes.setdefault(key[0], set()).add(len(key))
+    starts = {word: tuple(sorted(found, reverse=True)) for word, found in sizes.items()}
+    return Lexicon(table, longest, vocabulary, by_frequency, english_frequency, starts)

@@ -149,7 +149,8 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
 # Words that add nothing to small talk: "thanks, that's really helpful", "what can you help me with".
 _CHATTY = frozenset(
     "what how who help use good great nice love lot much mani brilliant lovely amaz awesom perfect kind sweet "
-    "appreci cheer bless day night morn even afternoon there everyon bot you portbot".split()
+    "appreci cheer bless day night morn even afternoon there everyon bot you portbot comput machin robot human "
+    "person real ai".split()
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,17 @@ class Seq(list[Any]):
     lines: list[int]
 
 
-class _Loader(yaml.SafeLoader):
-    pass
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]
+    """The pure-Python loader: the reference for what a file means, and the one whose error messages staff see."""
+
+
+def _duplicate(key: Any, first_line: int, mark: Any) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(
+        None, None,
+        f"the key '{key}' appears twice in the same block (first on line {first_line}); "
+        "YAML would silently keep only the last one, so delete or rename one of them",
+        mark,
+    )
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
@@ -63,12 +73,7 @@ def _mapping(loader: _Loader, node: yaml.MappingNode) -> Node:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if key in result:
-            raise yaml.constructor.ConstructorError(
-                None, None,
-                f"the key '{key}' appears twice in the same block (first on line {result.lines[key]}); "
-                "YAML would silently keep only the last one, so delete or rename one of them",
-                key_node.start_mark,
-            )
+            raise _duplicate(key, result.lines[key], key_node.start_mark)
         result[key] = loader.construct_object(value_node, deep=True)
         result.lines[key] = line
         if isinstance(value_node, yaml.ScalarNode):
@@ -83,8 +88,132 @@ def _sequence(loader: _Loader, node: yaml.SequenceNode) -> Seq:
     return result
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
+_MAP = yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG
+_SEQ = yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG
+_STR = yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG
+_Loader.add_constructor(_MAP, _mapping)
+_Loader.add_constructor(_SEQ, _sequence)
+
+# libyaml, PyYAML's C parser, reads a file ten times faster than the pure-Python loader; PyYAML may lack it.
+_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)
+# First characters of an unquoted value that YAML may read as something other than text (number, date, yes/no...).
+_TYPED_STARTS = frozenset(yaml.SafeLoader.yaml_implicit_resolvers)
+
+
+class _Shared(Exception):
+    """The document reuses a block through a YAML alias: leave it to PyYAML's own constructors."""
+
+
+class _Unsure(Exception):
+    """libyaml read something that the pure-Python loader reads differently or refuses."""
+
+
+if _CSafeLoader is not None:
+
+    class _FastLoader(_CSafeLoader):  # type: ignore[misc]
+        """libyaml parses; values come out exactly as _Loader makes them."""
+
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            # The same answer as PyYAML's resolver, sooner, for the bulk of a knowledge file: quoted values, and
+            # unquoted ones whose first character starts no number, date, yes/no or null.
+            if kind is yaml.ScalarNode and not self.yaml_path_resolvers and None not in _TYPED_STARTS and (
+                    not implicit[0] or (value and value[0] not in _TYPED_STARTS)):
+                return _STR
+            return super().resolve(kind, value, implicit)
+
+    _FastLoader.add_constructor(_MAP, _mapping)
+    _FastLoader.add_constructor(_SEQ, _sequence)
+
+
+class _Builder:
+    """Turns libyaml's node tree into the values _Loader makes (Node, Seq, text...), without PyYAML's generic
+    constructor machinery, which takes longer than the parsing itself."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self.seen: set[int] = set()
+
+    def value(self, node: Any) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return node.value if node.tag == _STR else self.loader.construct_object(node, deep=True)
+        if node.tag == _MAP:
+            return self.mapping(node)
+        if node.tag == _SEQ:
+            return self.sequence(node)
+        return self.loader.construct_object(node, deep=True)  # !!set, !!omap and the like
+
+    def enter(self, node: Any, children: list[Any]) -> None:
+        if id(node) in self.seen:  # an alias: a block used twice (or inside itself), where identity matters
+            raise _Shared
+        self.seen.add(id(node))
+        # Unquoted text holding '?' inside [...] or {...}: libyaml reads it as text, _Loader refuses it.
+        if node.flow_style and any(isinstance(c, yaml.ScalarNode) and not c.style and "?" in c.value
+                                   for c in children):
+            raise _Unsure
+
+    def mapping(self, node: yaml.MappingNode) -> Node:
+        self.loader.flatten_mapping(node)
+        self.enter(node, [part for pair in node.value for part in pair])
+        result = Node()
+        result.line = node.start_mark.line + 1
+        result.lines = {}
+        result.raw = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Shared  # a block used as a key: let PyYAML's constructors deal with it
+            key = self.value(key_node)
+            if key in result:
+                raise _duplicate(key, result.lines[key], key_node.start_mark)
+            result[key] = self.value(value_node)
+            result.lines[key] = key_node.start_mark.line + 1
+            if isinstance(value_node, yaml.ScalarNode):
+                result.raw[key] = value_node.value
+        return result
+
+    def sequence(self, node: yaml.SequenceNode) -> Seq:
+        self.enter(node, node.value)
+        result = Seq([self.value(child) for child in node.value])
+        result.line = node.start_mark.line + 1
+        result.lines = [child.start_mark.line + 1 for child in node.value]
+        return result
+
+
+def _fast_load(text: str) -> Any:
+    """The document as _Loader reads it, parsed by libyaml."""
+    loader = _FastLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            return _Builder(loader).value(node)
+        except _Shared:
+            return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+# Where libyaml and the pure-Python loader may part ways: tabs, a comment straight after the | or > of a block of
+# text, and explicit tags (!something, !!type). (And '?' in unquoted text inside [...] or {...}: see
+# _Builder.enter.) Files holding them are rare, and read by the pure-Python loader.
+_BLOCK_COMMENT = re.compile(r"[|>][-+0-9]*#")
+_TAG = re.compile(r"(?:^ *|[-:?] +|[\[{,] *|&\S+ +)!", re.MULTILINE)  # a "!" where a value can start
+
+
+def _lenient(text: str) -> bool:
+    return "\t" in text or ("#" in text and _BLOCK_COMMENT.search(text) is not None) or (
+        "!" in text and _TAG.search(text) is not None)
+
+
+def _load(text: str) -> Any:
+    # A file that may use what libyaml alone accepts is read by the pure-Python loader, so that every file means
+    # the same, or is refused with the same message, whichever loader reads it.
+    if _CSafeLoader is not None and not _lenient(text):
+        try:
+            return _fast_load(text)
+        except (yaml.YAMLError, _Unsure):
+            pass  # libyaml words its errors its own way: let the pure-Python loader find and describe the problem
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
 
 
 def read_yaml(path: Path, shown_as: str) -> Any:
@@ -96,7 +225,7 @@ def read_yaml(path: Path, shown_as: str) -> Any:
     except OSError as error:
         raise YamlProblem(Problem(shown_as, None, None, f"cannot be read ({error.strerror})")) from None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+        return _load(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None

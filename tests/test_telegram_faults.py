@@ -116,6 +116,32 @@ async def test_injected_faults_lose_nothing_and_double_nothing(api: BotApiDouble
     assert bot.errors == []
 
 
+async def test_a_burst_through_faults_answers_every_message_once(api: BotApiDouble, brain: Brain) -> None:
+    """60 users x 2 messages while Telegram answers 429s and bursts of 502s to the sends, and drops or fails the
+    long polls that fetch the messages: every message gets exactly one reply, in its own chat, in order."""
+    messages = pool(brain)
+    users = range(4000, 4060)
+    sent: dict[int, list[str]] = {u: [] for u in users}
+    async with running_bot(api) as bot:
+        api.inject("sendMessage", "429", 3, retry_after=1)
+        api.inject("sendMessage", "502", 6)
+        for kind in ("drop", "502", "drop"):  # the polls after the one already waiting
+            api.inject("getUpdates", kind, 1)
+        for round_ in range(2):
+            for n, user in enumerate(users):
+                text = messages[(n + round_) % len(messages)]
+                sent[user].append(text)
+                api.push_message(user, text)
+        await api.wait_for(lambda: len(api.sent) >= 120, timeout=120, what="120 replies")
+        await api.settle()
+    assert len(api.sent) == 120
+    for user in users:
+        assert [s.plain for s in api.sent_to(user)] == [expected_text(brain, m) for m in sent[user]]
+    faults = sorted(c.fault for c in api.calls if c.fault)
+    assert faults == sorted(["429"] * 3 + ["502"] * 7 + ["drop"] * 2), "every injected fault was hit"
+    assert bot.errors == []
+
+
 async def test_dropped_send_is_not_resent_but_apologised_for(api: BotApiDouble, brain: Brain) -> None:
     """A sendMessage whose connection drops may have been delivered: it is not resent; the patient gets the
     apology.
