@@ -328,27 +328,34 @@ class _Reader:
             out.append((canonical, tuple(variants)))
         return tuple(out)
 
-    def read_smalltalk(self) -> tuple[SmallTalk, ...]:
-        path = self.root / "smalltalk.yaml"
+    def blocks(self, file_name: str, top_key: str, keys: tuple[str, ...],
+               needs: str) -> Iterator[tuple[str, Node, int, Callable[..., None]]]:
+        """Each well-formed block of an optional list file, with a problem reporter naming its line and name."""
+        path = self.root / file_name
         if not path.exists():
-            return ()
-        shown, items = self.document(path, "smalltalk", Seq)
+            return
+        shown, items = self.document(path, top_key, Seq)
         if items is None:
-            return ()
-        out: list[SmallTalk] = []
+            return
         for item, line in zip(items, items.lines, strict=True):
             if not isinstance(item, Node):
-                self.problem(shown, line, None, "each small-talk item must be a block with intent, patterns and reply")
+                self.problem(shown, line, None, f"each item must be a block with {needs}")
                 continue
-            name = item.get("intent") if isinstance(item.get("intent"), str) else None
+            name = item.get(keys[0]) if isinstance(item.get(keys[0]), str) else None
             report: Callable[..., None] = lambda key, msg, sev="error", n=name, i=item: self.problem(  # noqa: E731
                 shown, i.lines.get(key, i.line), n, msg, sev)
             for key in item:
-                if key not in SMALLTALK_KEYS:
-                    report(key, f"unknown key '{key}'; {_suggest(key, SMALLTALK_KEYS)}")
-            if any(key not in item for key in SMALLTALK_KEYS):
-                report(None, "needs `intent:`, `patterns:` and `reply:`")
+                if key not in keys:
+                    report(key, f"unknown key '{key}'; {_suggest(key, keys)}")
+            if any(key not in item for key in keys):
+                report(None, f"needs {needs}")
                 continue
+            yield shown, item, line, report
+
+    def read_smalltalk(self) -> tuple[SmallTalk, ...]:
+        out: list[SmallTalk] = []
+        for shown, item, _, report in self.blocks("smalltalk.yaml", "smalltalk", SMALLTALK_KEYS,
+                                                   "`intent:`, `patterns:` and `reply:`"):
             patterns = self.texts_list(item, "patterns", report)
             reply = self.text(item, "reply", report)
             intent = self.text(item, "intent", report)
@@ -358,26 +365,8 @@ class _Reader:
         return tuple(out)
 
     def read_gaps(self) -> tuple[Gap, ...]:
-        path = self.root / "gaps.yaml"
-        if not path.exists():
-            return ()
-        shown, items = self.document(path, "gaps", Seq)
-        if items is None:
-            return ()
         out: list[Gap] = []
-        for item, line in zip(items, items.lines, strict=True):
-            if not isinstance(item, Node):
-                self.problem(shown, line, None, "each gap must be a block with `topic:` and `phrasings:`")
-                continue
-            name = item.get("topic") if isinstance(item.get("topic"), str) else None
-            report: Callable[..., None] = lambda key, msg, sev="error", n=name, i=item: self.problem(  # noqa: E731
-                shown, i.lines.get(key, i.line), n, msg, sev)
-            for key in item:
-                if key not in GAP_KEYS:
-                    report(key, f"unknown key '{key}'; {_suggest(key, GAP_KEYS)}")
-            if any(key not in item for key in GAP_KEYS):
-                report(None, "needs `topic:` and `phrasings:`")
-                continue
+        for shown, item, line, report in self.blocks("gaps.yaml", "gaps", GAP_KEYS, "`topic:` and `phrasings:`"):
             topic = self.text(item, "topic", report)
             phrasings = self.texts_list(item, "phrasings", report)
             if topic is not None and phrasings is not None:
