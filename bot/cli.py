@@ -102,7 +102,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except YamlProblem as error:
         raise _Stop(str(error.problem)) from None
     results = run_cases(_brain(settings), cases)
-    sys.stdout.write(table(results, failures_only=args.failures) + "\n\n")
+    if not args.failures or any(not r.ok for r in results):
+        sys.stdout.write(table(results, failures_only=args.failures) + "\n\n")
     failed = sum(not r.ok for r in results)
     sys.stdout.write(f"{path}: {len(results) - failed} of {len(results)} passed; {summarize(results).line()}\n")
     return 1 if failed else 0
