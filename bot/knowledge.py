@@ -259,7 +259,7 @@ class _Reader:
         if not isinstance(value, list):
             report(key, f"`{key}:` must be a list (one '- ' line per item), not {describe(value)}")
             return None
-        if all(isinstance(element, str) for element in value):  # the usual case, in one pass (see below)
+        if all(isinstance(element, str) for element in value):  # the usual case: nothing to report below
             tidy = tuple(" ".join(element.split()) for element in value)
             if all(tidy):
                 return tidy

@@ -171,7 +171,7 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
     best = _rank(index, tokens, 1.0, analysis.common)
     if message != asked:  # a denied aside can still name the topic: "I don't have cancer, why a port?"
         whole = index.lexicon.analyse(asked)
-        for entry, hit in _rank(index, whole.tokens, 1.0, whole.common).items():
+        for entry, hit in _rank(index, whole.tokens, 1.0, whole.common, best).items():
             if hit[0] > best.get(entry, (0.0, -1))[0]:
                 best[entry] = hit
     clauses = [c for c in _CLAUSE.split(message[:MAX_MATCH_CHARS]) if c.strip()]

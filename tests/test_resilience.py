@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -22,15 +23,17 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from botapi_double import BotApiDouble
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzz_settings
 from hypothesis import strategies as st
 from telegram_harness import running_bot
 
 from bot.config import Settings, Storage
 from bot.events import Event
-from bot.replies import Brain, respond
 from bot.reload import KnowledgeSource
+from bot.replies import Brain, respond
 from bot.store import SqliteRecorder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +59,7 @@ def vocabulary(brain: Brain) -> list[str]:
     return _vocabulary(brain)
 
 
-GLUE = [".", ",", "?", "!", ";", ":", " - ", " but ", "\n", "...", "'", "’", "n't", "no", "not", "never", "ago",
+GLUE = [".", ",", "?", "!", ";", ":", " - ", " but ", "\n", "...", "'", "\u2019", "n't", "no", "not", "never", "ago",
         "went away", "and", "what", "how", "can", "is", "😀", "\u200b", "\x00", "é", "ß", "İ", "ﬁ", " " * 7]
 
 
@@ -68,7 +71,7 @@ def _messages(vocabulary: list[str]) -> st.SearchStrategy[str]:
     return st.lists(piece, max_size=80).map(" ".join)
 
 
-FUZZ = settings(max_examples=250, deadline=None, derandomize=True, database=None,
+FUZZ = fuzz_settings(max_examples=250, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
@@ -116,7 +119,7 @@ def _ask(lines: bytes, tmp_path: Path) -> subprocess.CompletedProcess[bytes]:
                           env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, timeout=300, check=False)
 
 
-@settings(max_examples=3, deadline=None, derandomize=True, database=None,
+@fuzz_settings(max_examples=3, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_ask_json_answers_every_line_with_one_json_line(brain: Brain, vocabulary: list[str], tmp_path: Path,
@@ -386,10 +389,6 @@ class CountingRecorder:
 
 def _burst(brain: Brain, users: int, per_user: int) -> Iterator[tuple[str, str]]:
     """(user, message): the evaluation sets' patient messages, each user's with typos of their own."""
-    import random
-
-    import yaml
-
     pool: list[str] = []
     for name in ("patients.yaml", "holdout.yaml", "safety.yaml"):
         pool += [c["q"] for c in yaml.safe_load((ROOT / "tests" / "eval" / name).read_text(encoding="utf-8"))]
