@@ -10,9 +10,10 @@ to a temporary folder, and loaded from there like the real one. Messages are the
 each given the topic word of a random generated entry.
 
 Each size is measured in a fresh subprocess: "load" reads and checks the folder (load_knowledge), "index" builds
-the matching index (build_index), and "peak RSS" is the process's peak resident memory once both are done. The
-English word list that typo repair and matching consult is read on the first message (once per process, whatever
-the size of the guide); its time is printed below the table and kept out of the latency figures.
+the matching index (build_index), and "peak RSS" is the process's peak resident memory once both are done and the
+English word list is read too. That list, which typo repair and matching consult, is read on the first message
+(once per process, whatever the size of the guide): its time is printed below the table and kept out of the
+latency figures. Latencies are wall-clock times of match() for each message in turn, caches starting cold.
 
 The naive baseline is what the issue names: rapidfuzz `process.extractOne` over all phrasings (lower-cased),
 the way a first FAQ bot would be written.
@@ -114,10 +115,10 @@ def measure(size: int, folder: Path, count: int) -> dict[str, float]:
     started = time.perf_counter()
     index = build_index(kb)
     index_seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     english_words()
     words_seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sample = messages(size, count)
     ours = []
     for text in sample:

@@ -265,13 +265,19 @@ class Lexicon:
 
 
 @functools.cache
-def english_words() -> Mapping[str, int]:
-    """English words and how often they occur in general text (pyspellchecker's word list). Typo repair leaves
-    these alone, and matching counts a very common word that the knowledge base does not know less against
-    an answer than a rare one: "normally" or "leave" seldom name a topic, "tattoo" or "anaesthetic" do.
+def english_words() -> tuple[frozenset[str], frozenset[str]]:
+    """The words of pyspellchecker's English word list, and those of them that are very common in general text.
+    Typo repair leaves English words alone, and matching counts a very common word that the knowledge base does
+    not know less against an answer than a rare one: "normally" or "leave" seldom name a topic, "tattoo" or
+    "anaesthetic" do. Two sets hold all that is ever asked, in half the memory of the word counts."""
+    counts = _word_counts()
+    words = frozenset(word for word in counts if word.isalpha())
+    return words, frozenset(word for word in words if int(counts[word]) >= COMMON_WORD)
 
-    Read straight from the list pyspellchecker ships, lower-cased the way its SpellChecker reads it: building a
-    SpellChecker would take twice as long for indexes we never use."""
+
+def _word_counts() -> Mapping[str, int]:
+    """How often each word of the list occurs, lower-cased the way pyspellchecker's SpellChecker reads it. Read
+    straight from the list it ships: building a SpellChecker would take twice as long, for indexes never used."""
     try:
         data = pkgutil.get_data("spellchecker", "resources/en.json.gz")
     except OSError:
@@ -279,22 +285,22 @@ def english_words() -> Mapping[str, int]:
     if data is None:  # a pyspellchecker that keeps its list elsewhere
         from spellchecker import SpellChecker
 
-        listed: Mapping[str, int] = SpellChecker(distance=1).word_frequency.dictionary
-    else:
-        raw: dict[str, int] = json.loads(gzip.decompress(data).decode("utf-8"))
-        listed = {word.lower(): count for word, count in raw.items()}
-        if len(listed) != len(raw):  # words that differ only in case: add up their counts, as SpellChecker does
-            summed: Counter[str] = Counter()
-            for word, count in raw.items():
-                summed[word.lower()] += count
-            listed = summed
-    return {w: int(n) for w, n in listed.items() if w.isalpha()}
+        return SpellChecker(distance=1).word_frequency.dictionary
+    raw: dict[str, int] = json.loads(gzip.decompress(data).decode("utf-8"))
+    if any(word != word.lower() for word in raw):  # add up the counts of words that differ only in case
+        summed: Counter[str] = Counter()
+        for word, count in raw.items():
+            summed[word.lower()] += count
+        return summed
+    return raw
 
 
 def english_frequency(word: str) -> int:
-    """How often `word` occurs in general English, 0 if it is not an English word. The word list is read on the
-    first call (about 0.1 s, once per process): building a matching index does not need it, answering does."""
-    return english_words().get(word, 0)
+    """COMMON_WORD for a very common English word, 1 for another English word, 0 for anything else. The word
+    list is read on the first call (about 0.1 s, once per process): building a matching index does not need it,
+    answering does."""
+    words, common = english_words()
+    return COMMON_WORD if word in common else 1 if word in words else 0
 
 
 def build_lexicon(synonyms: Iterable[tuple[str, Iterable[str]]], texts: Iterable[str]) -> Lexicon:
