@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from botapi_double import BotApiDouble
 
 from bot.config import BUNDLED_KNOWLEDGE, Settings, load_settings
 from bot.knowledge import KnowledgeBase, load_knowledge
@@ -35,3 +37,10 @@ def kb_copy(tmp_path: Path) -> Path:
     target = tmp_path / "knowledge"
     shutil.copytree(BUNDLED_KNOWLEDGE, target)
     return target
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[BotApiDouble]:
+    """A Bot API double on 127.0.0.1 for one test, stopped after it."""
+    async with BotApiDouble() as double:
+        yield double

@@ -19,7 +19,7 @@ import sys
 import threading
 import tracemalloc
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -306,12 +306,6 @@ def _expected(brain: Brain, message: str) -> str:
 
 def _traffic(brain: Brain) -> list[str]:
     return [e.question for e in brain.kb.entries[:6]] + ["hello", "recipe for banana bread", "can i swim?"]
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[BotApiDouble]:
-    async with BotApiDouble() as double:
-        yield double
 
 
 async def _serve_and_check(api: BotApiDouble, brain: Brain, store: SqliteRecorder, users: range) -> None:

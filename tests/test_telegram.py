@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,6 @@ from bot.telegram_app import COMMANDS, MAX_DATA
 
 KINDS = ("answer", "clarify", "fallback", "urgent", "chat")
 NON_TEXT = ("photo", "sticker", "voice", "document", "location", "video", "contact")
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[BotApiDouble]:
-    async with BotApiDouble() as double:
-        yield double
 
 
 @pytest.fixture

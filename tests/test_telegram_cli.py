@@ -10,7 +10,6 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,6 @@ from bot.cli import main
 PORTBOT = Path(sys.executable).with_name("portbot")
 ADMIN = 424242
 QUESTION = "how many times can a port be used"  # answered by number-of-punctures, which says "2,000"
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[BotApiDouble]:
-    async with BotApiDouble() as double:
-        yield double
 
 
 def write_config(

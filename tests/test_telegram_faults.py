@@ -4,7 +4,6 @@ errors, and webhook mode - through the real PTB Application against the Bot API 
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,12 +14,6 @@ from telegram_harness import message_of_kind, running_bot, shipped_brain
 
 from bot.events import MemoryRecorder
 from bot.replies import Brain, respond
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[BotApiDouble]:
-    async with BotApiDouble() as double:
-        yield double
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,12 +35,6 @@ BROKEN = "entries:\n  - id: oops\n\tquestion: a tab where spaces belong\n"
 KEY = "staff test key"
 # Questions the guide does not cover (checked below), one per patient, so each one's text can be traced.
 UNCOVERED = ("my goldfish likes jazz music", "recipe for banana bread", "qwertyuiop zxcvbnm")
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[BotApiDouble]:
-    async with BotApiDouble() as double:
-        yield double
 
 
 @pytest.fixture
