@@ -78,6 +78,7 @@ class Index:
     # Each entry's phrasings to score, in order, less those whose tokens repeat an earlier one's word for word
     # ("wat is a port" after "what is a port"): they would score the same, and the first one wins a tie.
     entry_phrasings: tuple[array[int], ...]
+    top_weight: float = 0.0  # the weight of a word only one entry uses
 
     def weight(self, token: str) -> float:
         return self.weights.get(token, self.unknown_weight)
@@ -125,7 +126,7 @@ def build_index(kb: KnowledgeBase) -> Index:
     phrasing_weights = array("d", (sum(map(weights.__getitem__, p.distinct)) for p in phrasings))
     return Index(lexicon, tuple(d[0] for d in documents), tuple(d[1] for d in documents), tuple(phrasings),
                  phrasing_weights, weights, _idf(total, 0), tuple(counts), tuple(sum(c.values()) for c in counts),
-                 {t: tuple(e) for t, e in entry_postings.items()}, tuple(to_score))
+                 {t: tuple(e) for t, e in entry_postings.items()}, tuple(to_score), _idf(total, 1))
 
 
 _CLAUSE = re.compile(r"[.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could|will|would|is|are|do|does|did|"
@@ -134,6 +135,27 @@ _CLAUSE = re.compile(r"[.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could
 _CLAUSE_FACTOR = 0.96
 MIN_CLAUSE_TOKENS = 2
 CLEAR_WHOLE = 0.8
+
+
+# A clause pointing back at what came before ("what does that mean?", "is a port the same?") is not a question
+# on its own: it is read together with the clause before it.
+_POINTS_BACK = re.compile(r"\b(?:that|this|these|those|same|such)\b", re.IGNORECASE)
+
+
+def _clauses(index: Index, message: str) -> list[str]:
+    """The message's clauses, each joined to the one before when it points back and names no topic of its own."""
+    clauses: list[str] = []
+    topical = TOPIC_SHARE * index.top_weight
+    for clause in _CLAUSE.split(message[:MAX_MATCH_CHARS]):
+        if not clause.strip():
+            continue
+        if clauses and _POINTS_BACK.search(clause) and not any(
+                index.weights.get(token, 0.0) >= topical and token not in _STORY
+                for token in index.lexicon.tokens(clause)):
+            clauses[-1] = f"{clauses[-1]} {clause}"
+        else:
+            clauses.append(clause)
+    return clauses
 
 
 def _idf(entries: int, containing: int) -> float:
@@ -174,7 +196,7 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
         for entry, hit in _rank(index, whole.tokens, 1.0, whole.common, best).items():
             if hit[0] > best.get(entry, (0.0, -1))[0]:
                 best[entry] = hit
-    clauses = [c for c in _CLAUSE.split(message[:MAX_MATCH_CHARS]) if c.strip()]
+    clauses = _clauses(index, message)
     top = max((hit[0] for hit in best.values()), default=0.0)
     if len(clauses) > 1 and top < CLEAR_WHOLE:  # a clear match of the whole message needs no second look
         for clause in clauses:
@@ -320,6 +342,7 @@ SHORTLIST = 8          # entries scored phrasing by phrasing, chosen by their in
 EXACT = 0.98
 COVER_EXP = 0.5        # base score = covered ** COVER_EXP * explained ** EXPLAIN_EXP (see _entry_best)
 EXPLAIN_EXP = 0.7
+TOPIC_SHARE = 0.75     # a word weighing this share of the top weight names a topic (see _clauses)
 
 
 def _outside(index: Index, vocab: Mapping[str, int], message: frozenset[str], everyday: frozenset[str]) -> float:
