@@ -41,6 +41,10 @@ __all__ = ["SafetyFinding", "SafetyFormatError", "SafetyRules", "check", "parse_
 # Checking a message.
 
 
+_SUBJECTS = frozenset({"i", "we", "you", "they"})
+_POSSESSIVES = frozenset({"my", "mine", "his", "her", "their", "our"})
+
+
 @dataclass(frozen=True, slots=True)
 class _Clause:
     """One part of a sentence: its folded and repaired words, and every vocabulary match in them."""
@@ -61,6 +65,9 @@ class _Facts:
     anaphora: bool
     has_site: bool
     reports: tuple[_Match, ...]
+    # The report cues other than a bare "my", "her"...: in a question, a possessive names whose port it would be
+    # ("can the line in my port get clogged?"), it does not tell of a complication happening.
+    telling: tuple[_Match, ...]
     fears: Sequence[_Match]
     looks_ahead: bool
     ongoing: bool
@@ -274,7 +281,10 @@ def _read(clause: _Clause, compiled: _Compiled, looks_ahead: bool) -> _Facts:
 
     def speaks(match: _Match) -> bool:
         """A report cue that tells rather than asks ("do i have") or imagines ("if my arm is")."""
-        inverted = match.start > 0 and tokens[match.start - 1] in compiled.inversion_words
+        # "do my arms swell" asks; in "what do i do my arm is swollen" the "do" has a subject of its own and
+        # "my arm is swollen" tells.
+        inverted = match.start > 0 and tokens[match.start - 1] in compiled.inversion_words and not (
+            match.start > 1 and tokens[match.start - 2] in _SUBJECTS)
         return not inverted and match.start < hypothetical_from
 
     references = clause.get("reference")
@@ -300,6 +310,7 @@ def _read(clause: _Clause, compiled: _Compiled, looks_ahead: bool) -> _Facts:
         anaphora=any(speaks(m) for m in clause.get("anaphora")),
         has_site=bool(references or clause.get("site")),
         reports=reports,
+        telling=tuple(m for m in reports if not (m.end - m.start == 1 and tokens[m.start] in _POSSESSIVES)),
         fears=clause.get("fear"),
         looks_ahead=looks_ahead,
         ongoing=bool(ongoing),
@@ -369,6 +380,8 @@ def _reported(
         ):
             continue
         if kind == TOPIC:
+            if asking:
+                told = any(0 <= term.start - m.end < _CUE_REACH for m in fact.telling)
             reported = told or fact.ongoing
         else:
             reported = kind == READING or told or fact.ongoing or not asking
