@@ -140,22 +140,30 @@ CLEAR_WHOLE = 0.8
 # A clause pointing back at what came before ("what does that mean?", "is a port the same?") is not a question
 # on its own: it is read together with the clause before it.
 _POINTS_BACK = re.compile(r"\b(?:that|this|these|those|same|such)\b", re.IGNORECASE)
+_REFERS = re.compile(r"\b(?:it|they|them|then|one)\b", re.IGNORECASE)
 
 
 def _clauses(index: Index, message: str) -> list[str]:
-    """The message's clauses, each joined to the one before when it points back and names no topic of its own."""
+    """The message's clauses to score on their own. One that points back ("what does that mean?") and names no
+    topic of its own is joined to the one before; one that only refers back ("what actually is it?", "what
+    happens then?") is also scored joined to it, besides alone."""
     clauses: list[str] = []
+    joined: list[str] = []
     topical = TOPIC_SHARE * index.top_weight
     for clause in _CLAUSE.split(message[:MAX_MATCH_CHARS]):
         if not clause.strip():
             continue
-        if clauses and _POINTS_BACK.search(clause) and not any(
-                index.weights.get(token, 0.0) >= topical and token not in _STORY
-                for token in index.lexicon.tokens(clause)):
-            clauses[-1] = f"{clauses[-1]} {clause}"
-        else:
-            clauses.append(clause)
-    return clauses
+        if clauses and not any(index.weights.get(token, 0.0) >= topical and token not in _STORY
+                               for token in index.lexicon.tokens(clause)):
+            if _POINTS_BACK.search(clause):
+                clauses[-1] = f"{clauses[-1]} {clause}"
+                continue
+            if _REFERS.search(clause):  # with the words of the clause before that the knowledge base knows
+                before = index.lexicon.analyse(clauses[-1])
+                kept = [word for word in before.words if stem(word) in index.weights and stem(word) not in _STORY]
+                joined.append(" ".join([*kept, clause]))
+        clauses.append(clause)
+    return clauses + joined
 
 
 def _idf(entries: int, containing: int) -> float:

@@ -34,7 +34,7 @@ FILLER = frozenset(
     ok okay um uh hmm well oh yes yeah no not
     get gets got getting go goes going went gone
     know tell told telling say said saying think thought wonder wondering wondered
-    want wanted wanting like
+    want wants wanted wanting like
     question questions ask asking asked anyone somebody someone
     thing things stuff bit lot lots kind sort
     one ones actually basically still even ever again already now today once itself myself yourself
