@@ -2,10 +2,10 @@
 
 The issue's target for unseen messages: >= 95 % of covered questions answered with the right facts, <= 2 %
 answered wrongly, >= 90 % of uncovered questions falling back, small talk never answered as an FAQ, every symptom
-report and crisis message urgent, <= 5 % of general risk questions flagged urgent. The wrong-answer, fallback,
-small-talk and safety targets hold here and are asserted as such. The answered share is still below 95 % on
-these sets (see FLOORS); it is asserted as a floor at the measured figure, so that no change can make it worse,
-and raising it is open work.
+report and crisis message urgent, <= 5 % of general risk questions flagged urgent. blind-d.yaml, the last set,
+met them on its first run (its header has the figures). The other sets have since been studied and tuned
+against, so their figures flatter the bot: FLOORS keeps each at its measured share, so no change can make it
+worse, and the wrong-answer, fallback, small-talk and safety targets are asserted outright over all of them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ EVAL = Path(__file__).resolve().parent / "eval"
 DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "dev_questions.yaml"
 
 # Share of covered questions answered with the right facts, as measured when this floor was last raised.
-FLOORS = {"patients.yaml": 0.91, "holdout.yaml": 0.88, "safety.yaml": 0.90, "final.yaml": 0.89}
+FLOORS = {"patients.yaml": 0.99, "holdout.yaml": 0.98, "safety.yaml": 0.96, "final.yaml": 0.98,
+          "blind-a.yaml": 0.99, "blind-b.yaml": 0.96, "blind-c.yaml": 0.95, "blind-d.yaml": 0.95}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_wrong_answers_fallback_and_small_talk(results: dict[str, list[Result]])
 
 def test_safety_messages(results: dict[str, list[Result]]) -> None:
     """Every symptom report and crisis message is urgent; at most 5 % of general risk questions are flagged."""
-    cases = results["safety.yaml"] + results["final.yaml"]
+    cases = [r for name in FLOORS for r in results[name]]
     urgent = [r for r in cases if r.case.expect == "urgent"]
     general = [r for r in cases if r.case.expect != "urgent"]
     assert len(urgent) >= 60 and len(general) >= 40
