@@ -134,7 +134,7 @@ _CLAUSE = re.compile(r"[.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could
 # A clause found inside a longer message counts a little less than the same words sent alone.
 _CLAUSE_FACTOR = 0.96
 MIN_CLAUSE_TOKENS = 2
-CLEAR_WHOLE = 0.8
+CLEAR_WHOLE = 0.9
 
 
 # A clause pointing back at what came before ("what does that mean?", "is a port the same?") is not a question
