@@ -51,7 +51,8 @@ class Summary:
 
     def line(self) -> str:
         parts = [f"{k} {self.passed.get(k, 0)}/{n} ({100 * self.rate(k):.1f}%)" for k, n in self.total.items()]
-        return ", ".join(parts) + f"; wrong answers {self.wrong} ({100 * self.wrong_rate:.1f}%), clarify {self.clarified}"
+        wrong = f"; wrong answers {self.wrong} ({100 * self.wrong_rate:.1f}%), clarify {self.clarified}"
+        return ", ".join(parts) + wrong
 
 
 def load_cases(path: Path) -> list[Case]:

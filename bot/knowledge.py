@@ -148,7 +148,8 @@ class _Reader:
             return shown, None
         for key in doc:
             if key != top_key:
-                self.problem(shown, doc.lines[key], None, f"unknown top-level key '{key}'; only `{top_key}:` belongs here")
+                self.problem(shown, doc.lines[key], None,
+                             f"unknown top-level key '{key}'; only `{top_key}:` belongs here")
         value = doc[top_key]
         if not isinstance(value, kind):
             wanted = "a list" if kind is Seq else "a block of keys"
@@ -297,7 +298,8 @@ class _Reader:
                 elif other not in by_id:
                     close = difflib.get_close_matches(other, list(by_id), n=1)
                     hint = f"; did you mean '{close[0]}'?" if close else ""
-                    self.problem(entry.file, entry.line, entry.id, f"`related:` names '{other}', which is no entry's id{hint}")
+                    self.problem(entry.file, entry.line, entry.id,
+                                 f"`related:` names '{other}', which is no entry's id{hint}")
 
     # -- synonyms, small talk, texts, safety ----------------------------------------------------------------------
 
@@ -386,13 +388,14 @@ class _Reader:
             line = table.lines[name]
             if not isinstance(value, str) or not value.strip():
                 what = "empty" if isinstance(value, str) or value is None else describe(value)
-                self.problem(shown, line, str(name), f"the text '{name}' is {what}; write the text (in quotes if needed)")
+                self.problem(shown, line, str(name),
+                             f"the text '{name}' is {what}; write the text (in quotes if needed)")
                 continue
             if name not in REQUIRED_TEXTS:
                 known = REQUIRED_TEXTS + tuple(_OPTIONAL_TEXTS)
                 if name not in known:
-                    self.problem(shown, line, str(name), f"'{name}' is not a text the bot uses; {_suggest(name, known)}",
-                                 "warning")
+                    self.problem(shown, line, str(name),
+                                 f"'{name}' is not a text the bot uses; {_suggest(name, known)}", "warning")
             self.check_placeholders(shown, line, str(name), value)
             texts[str(name)] = value.strip()
         for name in REQUIRED_TEXTS:

@@ -144,9 +144,10 @@ _REFERS = re.compile(r"\b(?:it|they|them|then|one)\b", re.IGNORECASE)
 
 
 def _clauses(index: Index, message: str) -> list[str]:
-    """The message's clauses to score on their own. One that points back ("what does that mean?") and names no
-    topic of its own is joined to the one before; one that only refers back ("what actually is it?", "what
-    happens then?") is also scored joined to it, besides alone."""
+    """The parts of the message to score on their own: its clauses, and some joined to the clause before. A
+    clause that points back ("what does that mean?") and names no topic of its own is scored only joined to the
+    one before; one that only refers back ("what actually is it?", "what happens then?") both alone and joined
+    to the knowledge-base words of the one before."""
     clauses: list[str] = []
     joined: list[str] = []
     topical = TOPIC_SHARE * index.top_weight
@@ -156,7 +157,7 @@ def _clauses(index: Index, message: str) -> list[str]:
         if clauses and not any(index.weights.get(token, 0.0) >= topical and token not in _STORY
                                for token in index.lexicon.tokens(clause)):
             if _POINTS_BACK.search(clause):
-                clauses[-1] = f"{clauses[-1]} {clause}"
+                joined.append(f"{clauses[-1]} {clause}")
                 continue
             if _REFERS.search(clause):  # with the words of the clause before that the knowledge base knows
                 before = index.lexicon.analyse(clauses[-1])

@@ -213,7 +213,7 @@ def _load(text: str) -> Any:
             return _fast_load(text)
         except (yaml.YAMLError, _Unsure):
             pass  # libyaml words its errors its own way: let the pure-Python loader find and describe the problem
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    return yaml.load(text, Loader=_Loader)  # _Loader derives from SafeLoader
 
 
 def read_yaml(path: Path, shown_as: str) -> Any:

@@ -123,8 +123,8 @@ ODD = [
     "x" * 100_000,
     "port " * 20_000,
     "\x00\x01\x02\x1b[31m can i swim \x7f",
-    "\u202eمرحبا هل يمكنني السباحة\u202c",
-    "можно ли плавать с портом?",
+    "\u202eمرحبا هل يمكنني السباحة\u202c",  # noqa: RUF001 - right-to-left text on purpose
+    "можно ли плавать с портом?",  # noqa: RUF001 - Cyrillic on purpose
     "can I 游泳 with my port",
     "\ud83d\ude00" * 50,
     "\n\n\n",

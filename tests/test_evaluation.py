@@ -80,7 +80,8 @@ def test_urgent_replies_carry_the_configured_numbers(results: dict[str, list[Res
 def test_shared_example_messages_pass_in_full(brain: Brain) -> None:
     """../shared/eval/dev_questions.yaml passes completely, urgent lines included."""
     results = run_cases(brain, load_cases(DEV))
-    failed = [r for r in results if not (r.ok or (r.case.expect == "chat" and r.reply.kind not in ("answer", "urgent")))]
+    failed = [r for r in results
+              if not (r.ok or (r.case.expect == "chat" and r.reply.kind not in ("answer", "urgent")))]
     assert not failed, table(failed)
 
 

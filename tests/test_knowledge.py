@@ -82,7 +82,8 @@ BROKEN = [
     ("faq/about.yaml", "    question: What is a venous access port?", "    question: 8:30", ["must be text", "8:30"]),
     ("faq/about.yaml", "    question: What is a venous access port?", "    question: What is\tit?\n\tx: y",
      ["YAML syntax error"]),
-    ("faq/about.yaml", "    category: About ports", "    category: About ports\n    category: Risks", ["appears twice"]),
+    ("faq/about.yaml", "    category: About ports", "    category: About ports\n    category: Risks",
+     ["appears twice"]),
     ("faq/risks.yaml", "    related: [", "    related: [no-such-entry, ", ["no-such-entry", "no entry's id"]),
     ("texts.yaml", "Please ask {care_team_name}", "Please ask {care_team_nmae}", ["placeholder", "care_team_nmae"]),
 ]

@@ -41,7 +41,7 @@ def test_leave_one_out(brain: Brain) -> None:
     for number, entry in enumerate(kb.entries):
         for phrasing in entry.phrasings[:4]:
             smaller = dataclasses.replace(entry, phrasings=tuple(p for p in entry.phrasings if p != phrasing))
-            entries = kb.entries[:number] + (smaller,) + kb.entries[number + 1 :]
+            entries = (*kb.entries[:number], smaller, *kb.entries[number + 1 :])
             index = build_index(dataclasses.replace(kb, entries=entries))
             decision = match(index, phrasing, brain.settings.matching)
             total += 1
