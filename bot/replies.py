@@ -53,12 +53,14 @@ class Brain:
     smalltalk: tuple[tuple[str, str, str], ...]  # (folded pattern, intent, reply)
 
 
-def build_brain(kb: KnowledgeBase, settings: Settings) -> Brain:
-    """Prepare everything that does not change from one message to the next."""
+def build_brain(kb: KnowledgeBase, settings: Settings, index: Index | None = None) -> Brain:
+    """Prepare everything that does not change from one message to the next; `index`, when given, must have been
+    built from `kb` (a prepared one saves building it again)."""
     values = settings.placeholders()
     texts = {name: text.format(**values) for name, text in kb.texts.items()}
     talk = tuple((fold(p), t.intent, t.reply.format(**values)) for t in kb.smalltalk for p in t.patterns)
-    return Brain(kb, build_index(kb), settings, texts, tuple(item for item in talk if item[0]))
+    return Brain(kb, build_index(kb) if index is None else index, settings, texts,
+                 tuple(item for item in talk if item[0]))
 
 
 def respond(brain: Brain, message: str) -> Reply:
