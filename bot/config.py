@@ -15,6 +15,7 @@ BUNDLED_KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
 TELEGRAM_API = "https://api.telegram.org/bot"
 TOKEN_VARIABLE = "TELEGRAM_BOT_TOKEN"
 HASH_KEY_VARIABLE = "PORTBOT_HASH_KEY"
+CACHE_OFF = "off"
 
 
 class ConfigError(Exception):
@@ -61,6 +62,18 @@ class Storage:
     hash_key: str | None = field(default=None, repr=False)
 
 
+def default_cache_path() -> Path | None:
+    """$XDG_CACHE_HOME/portbot, else ~/.cache/portbot (None when there is no home folder): where this user's
+    prepared knowledge is kept between runs."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):  # the XDG rule: a relative value is to be ignored
+        return Path(xdg) / "portbot"
+    try:
+        return Path.home() / ".cache" / "portbot"
+    except (RuntimeError, KeyError):
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     knowledge_path: Path = BUNDLED_KNOWLEDGE
@@ -71,6 +84,8 @@ class Settings:
     review_max_age_days: int = 365
     reload_seconds: float = 2.0
     source: str = "built-in defaults"
+    # Where the checked knowledge base and its index are kept between runs (see bot/prepared.py); None: nowhere.
+    cache_path: Path | None = field(default_factory=default_cache_path)
 
     def placeholders(self) -> dict[str, str]:
         """The values that fill {care_team_name} and friends in staff-written texts."""
@@ -84,7 +99,8 @@ _M = Matching()
 
 # section -> key -> (expected type, default); the single description of what a config file may hold.
 _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
-    "knowledge": {"path": (str, None), "review_max_age_days": (int, 365), "reload_seconds": ((int, float), 2.0)},
+    "knowledge": {"path": (str, None), "review_max_age_days": (int, 365), "reload_seconds": ((int, float), 2.0),
+                  "cache_path": ((str, bool), None)},
     "care_team": {k: (str, getattr(CareTeam(), k)) for k in ("name", "phone", "emergency_number", "crisis_line")},
     "matching": {"answer_threshold": ((int, float), _M.answer), "clarify_threshold": ((int, float), _M.clarify),
                  "margin": ((int, float), _M.margin), "max_candidates": (int, _M.max_candidates)},
@@ -94,6 +110,11 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "storage": {"enabled": (bool, True), "path": (str, None), "retention_days": (int, 90),
                 "keep_message_text": (bool, True), "hash_key": (str, None)},
 }
+
+
+_KINDS: dict[type | tuple[type, ...], str] = {
+    str: "text (in quotes)", int: "a whole number", bool: "true or false", list: "a list",
+    (str, bool): "a folder (text in quotes) or off"}
 
 
 def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
@@ -138,9 +159,9 @@ def _checked(doc: dict[str, Any], shown: str) -> dict[str, dict[str, Any]]:
             wanted, _ = schema[key]
             if value is None:
                 continue
-            if isinstance(value, bool) and wanted is not bool or not isinstance(value, wanted):
-                name = {str: "text (in quotes)", int: "a whole number", bool: "true or false", list: "a list"}.get(
-                    wanted if isinstance(wanted, type) else float, "a number")
+            allowed = wanted if isinstance(wanted, tuple) else (wanted,)
+            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+                name = _KINDS.get(wanted, "a number")
                 raise ConfigError(f"{shown}:{kline}: '{section}.{key}' must be {name}, not {describe(value)}")
             out.setdefault(section, {})[key] = value
     return out
@@ -172,4 +193,16 @@ def _build(values: dict[str, dict[str, Any]], base: Path, env: dict[str, str], s
                       env.get(HASH_KEY_VARIABLE) or get("storage", "hash_key"))
     team = CareTeam(**{k: get("care_team", k) for k in ("name", "phone", "emergency_number", "crisis_line")})
     return Settings(knowledge_path, team, matching, telegram, storage, get("knowledge", "review_max_age_days"),
-                    float(get("knowledge", "reload_seconds")), source)
+                    float(get("knowledge", "reload_seconds")), source,
+                    cache_path=_cache_path(get("knowledge", "cache_path"), base, source))
+
+
+def _cache_path(value: str | bool | None, base: Path, source: str) -> Path | None:
+    """knowledge.cache_path: unset is the default folder; off (unquoted, YAML reads it as false) or empty is none."""
+    if value is None:
+        return default_cache_path()
+    if value is True:
+        raise ConfigError(f"{source}: knowledge.cache_path must be a folder, or off to keep no prepared knowledge")
+    if value is False or value.strip().lower() in ("", CACHE_OFF):
+        return None
+    return base / Path(value.strip()).expanduser()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import BUNDLED_KNOWLEDGE, ConfigError, load_settings
+from bot.config import BUNDLED_KNOWLEDGE, ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,6 +26,7 @@ def test_example_config_is_valid_and_complete() -> None:
     assert settings.knowledge_path.resolve() == BUNDLED_KNOWLEDGE
     assert settings.care_team.phone == "01234 567890"
     assert settings.matching.answer >= settings.matching.clarify
+    assert "cache_path" in (ROOT / "config.example.yaml").read_text(encoding="utf-8")
 
 
 def test_environment_token_wins_and_is_never_shown(tmp_path: Path) -> None:
@@ -74,3 +75,52 @@ def test_relative_paths_are_read_from_the_config_folder(tmp_path: Path) -> None:
     assert settings.knowledge_path == config.parent / "kb"
     assert settings.storage.path == config.parent / "store.db"
     assert settings.storage.hash_key == "k"
+
+
+@pytest.mark.parametrize(("text", "xdg", "expected"), [
+    ("", "/xdg", "/xdg/portbot"),
+    ("", None, "HOME/.cache/portbot"),
+    ("", "relative/cache", "HOME/.cache/portbot"),  # the XDG rule: a relative XDG_CACHE_HOME is ignored
+    ("knowledge:\n  cache_path:\n", "/xdg", "/xdg/portbot"),  # an empty setting is the default, as for every key
+    ("knowledge:\n  cache_path: off\n", "/xdg", None),  # unquoted: YAML reads it as false
+    ('knowledge:\n  cache_path: "off"\n', "/xdg", None),
+    ('knowledge:\n  cache_path: " Off "\n', "/xdg", None),
+    ('knowledge:\n  cache_path: ""\n', "/xdg", None),
+    ("knowledge:\n  cache_path: false\n", "/xdg", None),
+    ('knowledge:\n  cache_path: "prepared"\n', "/xdg", "CONFIG/prepared"),
+    ('knowledge:\n  cache_path: "/var/cache/portbot"\n', "/xdg", "/var/cache/portbot"),
+    ('knowledge:\n  cache_path: "~/pb"\n', "/xdg", "HOME/pb"),
+])
+def test_the_cache_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, xdg: str | None,
+                        expected: str | None) -> None:
+    """knowledge.cache_path: XDG_CACHE_HOME or ~/.cache by default, `off` for none, relative to the config file."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    if xdg is None:
+        monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_CACHE_HOME", xdg)
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    found = load_settings(config, environ={}).cache_path
+    want = None if expected is None else Path(expected.replace("HOME", str(home)).replace("CONFIG", str(tmp_path)))
+    assert found == want
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("knowledge:\n  cache_path: true\n", "knowledge.cache_path must be a folder, or off"),
+    ("knowledge:\n  cache_path: 5\n", "'knowledge.cache_path' must be a folder (text in quotes) or off"),
+    ("knowledge:\n  cache_paht: x\n", "did you mean 'cache_path'"),
+])
+def test_cache_path_mistakes_are_explained(tmp_path: Path, text: str, needle: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, environ={})
+    assert needle in str(caught.value) and str(config) in str(caught.value)
+
+
+def test_settings_built_in_code_use_the_default_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Settings() made directly (as tests and tools do) looks at the environment when it is made."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert Settings().cache_path == tmp_path / "portbot"
