@@ -129,8 +129,12 @@ def build_index(kb: KnowledgeBase) -> Index:
                  {t: tuple(e) for t, e in entry_postings.items()}, tuple(to_score), _idf(total, 1))
 
 
-_CLAUSE = re.compile(r"[.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could|will|would|is|are|do|does|did|"
-                     r"should|when|where|who|whos|why|which|am|any|wat|wht|cn|r)\b)", re.IGNORECASE)
+_CLAUSE = re.compile(r"([.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could|will|would|is|are|do|does|did|"
+                     r"should|when|where|who|whos|why|which|am|any|wat|wht|cn|r)\b))", re.IGNORECASE)
+# How a question starts, after an opener ("so", "and", "also"...): a clause starting so, or ending with "?", asks.
+_ASKS = re.compile(r"^(?:(?:so|and|but|also|ok|okay|oh|well|then|please|hi|hey|hello|sorry)\s+)*(?:what|whats|how|hows|"
+                   r"can|could|will|would|is|isnt|are|arent|do|does|doesnt|did|should|shall|may|might|must|has|have|"
+                   r"when|where|wheres|who|whos|why|which|am|any|wat|wot|wht|hw|cn|r|u|wil|wud|cud|shud)\b")
 # A clause found inside a longer message counts a little less than the same words sent alone.
 _CLAUSE_FACTOR = 0.96
 MIN_CLAUSE_TOKENS = 2
@@ -143,28 +147,54 @@ _POINTS_BACK = re.compile(r"\b(?:that|this|these|those|same|such)\b", re.IGNOREC
 _REFERS = re.compile(r"\b(?:it|they|them|then|one)\b", re.IGNORECASE)
 
 
-def _clauses(index: Index, message: str) -> list[str]:
-    """The parts of the message to score on their own: its clauses, and some joined to the clause before. A
-    clause that points back ("what does that mean?") and names no topic of its own is scored only joined to the
-    one before; one that only refers back ("what actually is it?", "what happens then?") both alone and joined
-    to the knowledge-base words of the one before."""
-    clauses: list[str] = []
-    joined: list[str] = []
+def _clauses(index: Index, message: str) -> tuple[list[str], list[str]]:
+    """The parts of the message to score on their own, as (questions, statements).
+
+    A clause asks when it starts like a question or ends with "?"; when none does, the last one is taken as the
+    question ("my husband gets his port next week. risks"). A clause that names no topic of its own and points
+    back ("what does that mean?") is scored joined to the clauses from the last one that names a topic, which
+    then count as part of the question, not as a story around it; one that refers back ("what actually is it?",
+    "what happens then?") is scored with the knowledge-base words of that clause, and also alone when no clause
+    before names a topic (then "it" is the port: "they say I need one. what actually is it?")."""
+    pieces = _CLAUSE.split(message[:MAX_MATCH_CHARS])
+    clauses: list[tuple[str, bool]] = []
+    topics: list[bool] = []  # whether each clause names a topic
+    joined: list[tuple[str, bool]] = []
     topical = TOPIC_SHARE * index.top_weight
-    for clause in _CLAUSE.split(message[:MAX_MATCH_CHARS]):
+    for number in range(0, len(pieces), 2):
+        clause = pieces[number]
         if not clause.strip():
             continue
-        if clauses and not any(index.weights.get(token, 0.0) >= topical and token not in _STORY
-                               for token in index.lexicon.tokens(clause)):
+        after = pieces[number + 1] if number + 1 < len(pieces) else ""
+        asks = "?" in after or _ASKS.match(fold(clause)) is not None
+        topic = any(index.weights.get(token, 0.0) >= topical and token not in _STORY
+                    for token in index.lexicon.tokens(clause))
+        if clauses and not topic and (_POINTS_BACK.search(clause) or _REFERS.search(clause)):
+            start = next((i for i in range(len(clauses) - 1, -1, -1) if topics[i]), 0)
             if _POINTS_BACK.search(clause):
-                joined.append(f"{clauses[-1]} {clause}")
-                continue
-            if _REFERS.search(clause):  # with the words of the clause before that the knowledge base knows
-                before = index.lexicon.analyse(clauses[-1])
+                joined.append((" ".join([*(text for text, _ in clauses[start:]), clause]), asks))
+                if asks:  # what it points back to is what the question is about
+                    clauses[start:] = [(text, True) for text, _ in clauses[start:]]
+            else:  # with the words of that clause that the knowledge base knows
+                before = index.lexicon.analyse(clauses[start][0])
                 kept = [word for word in before.words if stem(word) in index.weights and stem(word) not in _STORY]
-                joined.append(" ".join([*kept, clause]))
-        clauses.append(clause)
-    return clauses + joined
+                joined.append((" ".join([*kept, clause]), asks))
+                if not any(topics):  # nothing before names a topic: "it" is the port ("i need one. what is it?")
+                    clauses.append((clause, asks))
+                    topics.append(topic)
+            continue
+        clauses.append((clause, asks))
+        topics.append(topic)
+    if len(clauses) > 1 and not joined and not any(asks for _, asks in clauses):
+        clauses[-1] = (clauses[-1][0], True)
+    parts = clauses + joined
+    return [text for text, asks in parts if asks], [text for text, asks in parts if not asks]
+
+
+def _topic(index: Index, texts: list[str]) -> float:
+    """The weight of the most telling word in the texts that is not a story word: how plainly they name a topic."""
+    return max((index.weights.get(token, 0.0) for text in texts for token in index.lexicon.tokens(text)
+                if token not in _STORY), default=0.0)
 
 
 def _idf(entries: int, containing: int) -> float:
@@ -205,14 +235,27 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
         for entry, hit in _rank(index, whole.tokens, 1.0, whole.common, best).items():
             if hit[0] > best.get(entry, (0.0, -1))[0]:
                 best[entry] = hit
-    clauses = _clauses(index, message)
+    questions, statements = _clauses(index, message)
+    topical = TOPIC_SHARE * index.top_weight
     top = max((hit[0] for hit in best.values()), default=0.0)
-    if len(clauses) > 1 and top < CLEAR_WHOLE:  # a clear match of the whole message needs no second look
-        for clause in clauses:
+    if statements and top < EXACT and _topic(index, questions) >= max(topical / 1.5,
+                                                                      STORY_TOPIC * _topic(index, statements)):
+        # A story around a question that names its own topic: the question says what to answer, in full, and
+        # the story's sentences are not matched alone ("my husband gets his port next week. can he swim?").
+        parts, factor = questions, 1.0
+    else:
+        # A clear match of the whole message needs no second look.
+        parts, factor = ([*questions, *statements] if top < CLEAR_WHOLE else []), _CLAUSE_FACTOR
+    if len(parts) > 1 or (parts and factor == 1.0):
+        for clause in parts:
             part = index.lexicon.analyse(clause)
             clause_tokens = part.tokens
-            if len(set(clause_tokens)) >= MIN_CLAUSE_TOKENS and len(clause_tokens) < len(tokens):
-                for entry, hit in _rank(index, clause_tokens, _CLAUSE_FACTOR, part.common, best).items():
+            distinct = set(clause_tokens)
+            # The question inside a story is scored alone even as one word ("... before chemo starts. risks??").
+            alone = len(distinct) >= MIN_CLAUSE_TOKENS or (
+                factor == 1.0 and any(index.weights.get(t, 0.0) >= topical / 1.5 for t in distinct))
+            if alone and len(clause_tokens) < len(tokens):
+                for entry, hit in _rank(index, clause_tokens, factor, part.common, best).items():
                     if hit[0] > best.get(entry, (0.0, -1))[0]:
                         best[entry] = hit
     ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
@@ -351,6 +394,7 @@ SHORTLIST = 8          # entries scored phrasing by phrasing, chosen by their in
 EXACT = 0.98
 COVER_EXP = 0.5        # base score = covered ** COVER_EXP * explained ** EXPLAIN_EXP (see _entry_best)
 EXPLAIN_EXP = 0.7
+STORY_TOPIC = 0.8      # a question names its own topic when its most telling word weighs this share of the story's
 TOPIC_SHARE = 0.75     # a word weighing this share of the top weight names a topic (see _clauses)
 
 

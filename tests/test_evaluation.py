@@ -10,9 +10,12 @@ worse, and the wrong-answer, fallback, small-talk and safety targets are asserte
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from bot.evaluate import Result, load_cases, run_cases, summarize, table
 from bot.replies import Brain
@@ -90,3 +93,20 @@ def test_staff_regression_checks_pass(brain: Brain) -> None:
     results = run_cases(brain, load_cases(Path(brain.kb.root) / "tests.yaml"))
     assert len(results) >= 40
     assert all(r.ok for r in results), table(results, failures_only=True)
+
+
+OPENINGS = yaml.safe_load((Path(__file__).resolve().parent / "cases" / "story_openings.yaml").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("opening", OPENINGS, ids=[o["opening"].strip() for o in OPENINGS])
+def test_a_story_before_the_question(brain: Brain, opening: dict[str, Any]) -> None:
+    """The same questions with a sentence of story in front: the story must not steer the answer."""
+    cases = [dataclasses.replace(case, q=f"{opening['opening']}{case.q}")
+             for name in ("blind-a.yaml", "blind-b.yaml", "blind-c.yaml") for case in load_cases(EVAL / name)
+             if case.expect in ("answer", "fallback")]
+    results = run_cases(brain, cases)
+    summary = summarize(results)
+    report = summary.line() + "\n" + table(results, failures_only=True)
+    assert summary.rate("answer") >= opening["floor"], report
+    assert summary.wrong_rate <= opening["wrong"], report
+    assert summary.rate("fallback") >= 0.90, report
