@@ -144,6 +144,8 @@ CLEAR_WHOLE = 0.9
 # A clause pointing back at what came before ("what does that mean?", "is a port the same?") is not a question
 # on its own: it is read together with the clause before it.
 _POINTS_BACK = re.compile(r"\b(?:that|this|these|those|same|such)\b", re.IGNORECASE)
+# Kisses at the end ("thanks x"): "x" is also half of "x ray", so it is no filler word, only dropped there.
+_KISSES = re.compile(r"(?:\s+x{1,4})+[\s.!]*$", re.IGNORECASE)
 _REFERS = re.compile(r"\b(?:it|they|them|then|one)\b", re.IGNORECASE)
 
 
@@ -163,7 +165,7 @@ def _clauses(index: Index, message: str) -> tuple[list[str], list[str]]:
     topical = TOPIC_SHARE * index.top_weight
     for number in range(0, len(pieces), 2):
         clause = pieces[number]
-        if not clause.strip():
+        if not index.lexicon.tokens(clause):  # "thanks in advance": nothing to match
             continue
         after = pieces[number + 1] if number + 1 < len(pieces) else ""
         asks = "?" in after or _ASKS.match(fold(clause)) is not None
@@ -222,6 +224,7 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
 
     Long messages are also scored clause by clause, since the question is often one sentence inside a story
     ("my oncologist wants me to get a port next week. who puts it in?")."""
+    message = _KISSES.sub("", message)
     asked = message
     message = _set_aside(message)
     analysis = index.lexicon.analyse(message)

@@ -39,7 +39,7 @@ FILLER = frozenset(
     thing things stuff bit lot lots kind sort
     one ones actually basically still even ever again already now today once itself myself yourself
     im ive id dont cant wont isnt doesnt didnt
-    hi hello hey thanks thank portbot bot sorry bother bothering
+    hi hello hey thanks thank cheers advance xx xxx lol haha portbot bot sorry bother bothering help
     """.split()
 )
 
