@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.knowledge import KnowledgeError, check_knowledge, load_knowledge
+from bot.knowledge import KnowledgeError, check_knowledge
+from bot.prepared import load_prepared
 from bot.replies import Brain, build_brain, respond
 
 
@@ -30,11 +31,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _brain(settings: Settings) -> Brain:
-    try:
-        kb = load_knowledge(settings.knowledge_path)
-    except KnowledgeError as error:
-        raise _Stop(f"the knowledge base has errors: {error}") from None
-    return build_brain(kb, settings)
+    kb, index, problems = load_prepared(settings.knowledge_path, settings.cache_path)
+    if kb is None:
+        raise _Stop(f"the knowledge base has errors: {KnowledgeError(problems)}")
+    return build_brain(kb, settings, index)
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -87,7 +87,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     path = Path(args.path) if args.path else settings.knowledge_path
-    kb, problems = check_knowledge(path)
+    kb, problems = check_knowledge(path)  # always the files themselves: staff run this to check what they wrote
     return validate(kb, problems, settings, path, sys.stdout)
 
 

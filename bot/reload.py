@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import Settings
-from bot.knowledge import KnowledgeError, check_knowledge
+from bot.knowledge import KnowledgeError
+from bot.prepared import load_prepared
 from bot.replies import Brain, build_brain
 from bot.yamlfile import Problem
 
@@ -55,10 +56,10 @@ class KnowledgeSource:
         self._lock = threading.Lock()  # one load at a time; readers never wait for it
         self._seen: Snapshot | None = snapshot(self.path)
         if brain is None:
-            kb, problems = check_knowledge(self.path)
+            kb, index, problems = load_prepared(self.path, settings.cache_path)
             if kb is None:
                 raise KnowledgeError(problems)
-            brain = build_brain(kb, settings)
+            brain = build_brain(kb, settings, index)
         self._brain = brain
         self._good: Snapshot | None = self._seen  # the files the served Brain was built from
 
@@ -91,8 +92,8 @@ class KnowledgeSource:
 
     def _load(self, before: Snapshot) -> ReloadResult:
         try:
-            kb, problems = check_knowledge(self.path)
-            brain = build_brain(kb, self.settings) if kb is not None else None
+            kb, index, problems = load_prepared(self.path, self.settings.cache_path)
+            brain = build_brain(kb, self.settings, index) if kb is not None else None
         except Exception as error:  # a bug while loading must not stop the bot answering from the last good one
             log.exception("loading %s failed", self.path)
             kb, brain = None, None

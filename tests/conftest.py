@@ -1,9 +1,10 @@
-"""Shared fixtures: the shipped knowledge base loaded once, and a writable copy for tests that break it."""
+"""Shared fixtures: the shipped knowledge base loaded once, a writable copy for tests that break it, and a cache folder
+of the test session's own."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,16 @@ from bot.knowledge import KnowledgeBase, load_knowledge
 from bot.replies import Brain, build_brain
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Prepared knowledge goes to a folder of this session's, for the tests and the commands they start alike:
+    never to the real ~/.cache. Session-wide and first, so that session fixtures building Settings see it too."""
+    folder = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import reload as reload_module
+from bot import prepared
 from bot.config import Settings
 from bot.console import run_console
 from bot.knowledge import KnowledgeError
@@ -154,7 +154,7 @@ def test_changing_back_to_the_served_version_is_picked_up(source: KnowledgeSourc
 def test_a_file_written_while_it_is_read_is_read_again(source: KnowledgeSource, kb_copy: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever was read while the file changed may be half old, half new: it is not served, and looked at again."""
-    real = reload_module.check_knowledge
+    real = prepared.check_knowledge
     writes = iter([lambda: _edit_number(kb_copy, "4,000", old="3,000")])
 
     def check_then_write(path: Path) -> object:
@@ -163,7 +163,7 @@ def test_a_file_written_while_it_is_read_is_read_again(source: KnowledgeSource, 
             write()
         return found
 
-    monkeypatch.setattr(reload_module, "check_knowledge", check_then_write)
+    monkeypatch.setattr(prepared, "check_knowledge", check_then_write)
     _edit_number(kb_copy, "3,000")
     first = source.check()
     assert first.changed and not first.reloaded and "2,000" in _answer(source)
