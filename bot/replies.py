@@ -12,7 +12,7 @@ from bot import safety
 from bot.config import Settings
 from bot.knowledge import Entry, KnowledgeBase
 from bot.matching import Candidate, Decision, Index, build_index, match
-from bot.normalize import fold
+from bot.normalize import STORY_WORDS, fold, stem
 
 Kind = Literal["answer", "clarify", "fallback", "urgent", "chat"]
 _SMALLTALK_RATIO = 88.0
@@ -142,17 +142,19 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
     rest = padded
     for _, _, pattern, _, _ in sorted(found, key=lambda hit: hit[1]):
         rest = rest.replace(f" {pattern} ", " ")
-    if any(token not in _CHATTY for token in brain.index.lexicon.tokens(rest)):
+    # What is left may tell a little story ("hello, I'm asking for my dad") but must ask nothing.
+    if any(token not in _CHATTY and token not in _STORY for token in brain.index.lexicon.tokens(rest)):
         return None
     _, _, _, intent, reply = min(found)
     return intent, reply
 
 
+_STORY = frozenset(map(stem, STORY_WORDS))
 # Words that add nothing to small talk: "thanks, that's really helpful", "what can you help me with".
 _CHATTY = frozenset(
     "what how who help use good great nice love lot much mani brilliant lovely amaz awesom perfect kind sweet "
     "appreci cheer bless day night morn even afternoon there everyon bot you portbot comput machin robot human "
-    "person real ai".split()
+    "person real ai x mind rest put reassur relief reliev settl calm better clear clearer explain".split()
 )
 
 
