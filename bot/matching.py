@@ -79,6 +79,7 @@ class Index:
     # ("wat is a port" after "what is a port"): they would score the same, and the first one wins a tie.
     entry_phrasings: tuple[array[int], ...]
     top_weight: float = 0.0  # the weight of a word only one entry uses
+    subject: str = ""  # the word most entries use: what the guide is about ("port")
 
     def weight(self, token: str) -> float:
         return self.weights.get(token, self.unknown_weight)
@@ -126,7 +127,8 @@ def build_index(kb: KnowledgeBase) -> Index:
     phrasing_weights = array("d", (sum(map(weights.__getitem__, p.distinct)) for p in phrasings))
     return Index(lexicon, tuple(d[0] for d in documents), tuple(d[1] for d in documents), tuple(phrasings),
                  phrasing_weights, weights, _idf(total, 0), tuple(counts), tuple(sum(c.values()) for c in counts),
-                 {t: tuple(e) for t, e in entry_postings.items()}, tuple(to_score), _idf(total, 1))
+                 {t: tuple(e) for t, e in entry_postings.items()}, tuple(to_score), _idf(total, 1),
+                 max(doc_freq, key=lambda token: (doc_freq[token], token), default=""))
 
 
 _CLAUSE = re.compile(r"([.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could|will|would|is|are|do|does|did|"
@@ -156,8 +158,9 @@ def _clauses(index: Index, message: str) -> tuple[list[str], list[str]]:
     question ("my husband gets his port next week. risks"). A clause that names no topic of its own and points
     back ("what does that mean?") is scored joined to the clauses from the last one that names a topic, which
     then count as part of the question, not as a story around it; one that refers back ("what actually is it?",
-    "what happens then?") is scored with the knowledge-base words of that clause, and also alone when no clause
-    before names a topic (then "it" is the port: "they say I need one. what actually is it?")."""
+    "what happens then?") is scored with the knowledge-base words of that clause. When no clause before names a
+    topic, either kind is also scored as asking about what the guide is about ("they say he needs a port. what
+    actually is that?" asks what a port is)."""
     pieces = _CLAUSE.split(message[:MAX_MATCH_CHARS])
     clauses: list[tuple[str, bool]] = []
     topics: list[bool] = []  # whether each clause names a topic
@@ -173,6 +176,8 @@ def _clauses(index: Index, message: str) -> tuple[list[str], list[str]]:
                     for token in index.lexicon.tokens(clause))
         if clauses and not topic and (_POINTS_BACK.search(clause) or _REFERS.search(clause)):
             start = next((i for i in range(len(clauses) - 1, -1, -1) if topics[i]), 0)
+            if not any(topics):  # nothing before names a topic: "it" or "that" is what the guide is about
+                joined.append((f"{clause} {index.subject}", asks))
             if _POINTS_BACK.search(clause):
                 joined.append((" ".join([*(text for text, _ in clauses[start:]), clause]), asks))
                 if asks:  # what it points back to is what the question is about
@@ -181,9 +186,6 @@ def _clauses(index: Index, message: str) -> tuple[list[str], list[str]]:
                 before = index.lexicon.analyse(clauses[start][0])
                 kept = [word for word in before.words if stem(word) in index.weights and stem(word) not in _STORY]
                 joined.append((" ".join([*kept, clause]), asks))
-                if not any(topics):  # nothing before names a topic: "it" is the port ("i need one. what is it?")
-                    clauses.append((clause, asks))
-                    topics.append(topic)
             continue
         clauses.append((clause, asks))
         topics.append(topic)
@@ -205,8 +207,10 @@ def _idf(entries: int, containing: int) -> float:
 
 
 _ASIDE = re.compile(r"[.?!;:\n,]+|\s+but\s+|\s+-+\s+", re.IGNORECASE)
+# ("I don't really know what one is" denies nothing: it is the question.)
 _DENIED = re.compile(r"^(?:no|not|never|nothing|without|none|i (?:do|did|have|am|was) not|i (?:have|had) no|"
-                     r"there (?:is|are|was|were|has been) no|(?:it|that) (?:is|was) not)\b")
+                     r"there (?:is|are|was|were|has been) no|(?:it|that) (?:is|was) not)\b"
+                     r"(?! (?:really |quite |fully |even )?(?:know|understand|get|remember|see|sure)\b)")
 _OVER = re.compile(r"\b(?:went away|gone away|has gone|have gone|is gone|are gone|ago|last (?:week|month|year)|"
                    r"all sorted|sorted now|cleared up|turned out|got better|went down)\b")
 
