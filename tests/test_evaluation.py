@@ -2,8 +2,8 @@
 
 The issue's target for unseen messages: >= 95 % of covered questions answered with the right facts, <= 2 %
 answered wrongly, >= 90 % of uncovered questions falling back, small talk never answered as an FAQ, every symptom
-report and crisis message urgent, <= 5 % of general risk questions flagged urgent. blind-d.yaml, the last set,
-met them on its first run (its header has the figures). The other sets have since been studied and tuned
+report and crisis message urgent, <= 5 % of general risk questions flagged urgent. Each blind-*.yaml header
+records that set's first run, before anyone read its messages: the honest figure for unseen messages. The other sets have since been studied and tuned
 against, so their figures flatter the bot: FLOORS keeps each at its measured share, so no change can make it
 worse, and the wrong-answer, fallback, small-talk and safety targets are asserted outright over all of them.
 """
@@ -25,7 +25,8 @@ DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "dev_q
 
 # Share of covered questions answered with the right facts, as measured when this floor was last raised.
 FLOORS = {"patients.yaml": 0.99, "holdout.yaml": 0.98, "safety.yaml": 0.96, "final.yaml": 0.98,
-          "blind-a.yaml": 0.99, "blind-b.yaml": 0.96, "blind-c.yaml": 0.95, "blind-d.yaml": 0.95}
+          "blind-a.yaml": 0.99, "blind-b.yaml": 0.96, "blind-c.yaml": 0.97, "blind-d.yaml": 0.95,
+          "blind-e.yaml": 0.97, "blind-f.yaml": 0.93}
 
 
 @pytest.fixture(scope="module")
