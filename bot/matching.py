@@ -195,6 +195,18 @@ def _clauses(index: Index, message: str) -> tuple[list[str], list[str]]:
     return [text for text, asks in parts if asks], [text for text, asks in parts if not asks]
 
 
+def asks_or_names(index: Index, text: str) -> bool:
+    """Whether the text asks something (a "?" or a clause that starts like a question) or names a topic of the
+    knowledge base in a word that is not everyday English: what a greeting's tail must not do to stay small talk
+    ("hi, asking for my mum", "hello, I've had my port a few months now")."""
+    if "?" in text or any(_ASKS.match(fold(clause)) for clause in _CLAUSE.split(text[:MAX_MATCH_CHARS])[::2]):
+        return True
+    analysis = index.lexicon.analyse(text)
+    topical = TOPIC_SHARE * index.top_weight / 1.5
+    return any(index.weights.get(token, 0.0) >= topical for token in analysis.tokens
+               if token not in _STORY and token not in analysis.common)
+
+
 def _topic(index: Index, texts: list[str]) -> float:
     """The weight of the most telling word in the texts that is not a story word: how plainly they name a topic."""
     return max((index.weights.get(token, 0.0) for text in texts for token in index.lexicon.tokens(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -11,7 +12,7 @@ from rapidfuzz import fuzz
 from bot import safety
 from bot.config import Settings
 from bot.knowledge import Entry, KnowledgeBase
-from bot.matching import Candidate, Decision, Index, build_index, match
+from bot.matching import Candidate, Decision, Index, asks_or_names, build_index, match
 from bot.normalize import STORY_WORDS, fold, stem
 
 Kind = Literal["answer", "clarify", "fallback", "urgent", "chat"]
@@ -142,14 +143,19 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
     rest = padded
     for _, _, pattern, _, _ in sorted(found, key=lambda hit: hit[1]):
         rest = rest.replace(f" {pattern} ", " ")
-    # What is left may tell a little story ("hello, I'm asking for my dad") but must ask nothing.
-    if any(token not in _CHATTY and token not in _STORY for token in brain.index.lexicon.tokens(rest)):
-        return None
     _, _, _, intent, reply = min(found)
-    return intent, reply
+    # What is left may tell a little story ("hello, I'm asking for my dad") but must ask nothing.
+    if all(token in _CHATTY or token in _STORY for token in brain.index.lexicon.tokens(rest)):
+        return intent, reply
+    # A greeting or thanks followed by a statement that asks nothing and names no topic introduces the writer
+    # ("hiya, I'm writing for my husband who has a port"); a statement that could be a question does not.
+    if min(found)[0] == 0 and _INTRODUCES.match(rest.strip()) and not asks_or_names(brain.index, rest):
+        return intent, reply
+    return None
 
 
 _STORY = frozenset(map(stem, STORY_WORDS))
+_INTRODUCES = re.compile(r"(?:i|im|ive|i am|i have|we|we are|my|just|asking|writing|this is|it is|its|that)\b")
 # Words that add nothing to small talk: "thanks, that's really helpful", "what can you help me with".
 _CHATTY = frozenset(
     "what how who help use good great nice love lot much mani brilliant lovely amaz awesom perfect kind sweet "
