@@ -3,9 +3,10 @@
 The issue's target for unseen messages: >= 95 % of covered questions answered with the right facts, <= 2 %
 answered wrongly, >= 90 % of uncovered questions falling back, small talk never answered as an FAQ, every symptom
 report and crisis message urgent, <= 5 % of general risk questions flagged urgent. Each blind-*.yaml header
-records that set's first run, before anyone read its messages: the honest figure for unseen messages. The other sets have since been studied and tuned
-against, so their figures flatter the bot: FLOORS keeps each at its measured share, so no change can make it
-worse, and the wrong-answer, fallback, small-talk and safety targets are asserted outright over all of them.
+records that set's first run, before anyone read its messages: the honest figure for unseen messages. The sets
+have since been studied and tuned against, so today's figures flatter the bot: FLOORS keeps each at its measured
+share, so no change can make it worse, and the wrong-answer, fallback, small-talk and safety targets are asserted
+outright over all of them.
 """
 
 from __future__ import annotations
