@@ -132,7 +132,7 @@ def build_index(kb: KnowledgeBase) -> Index:
 
 
 _CLAUSE = re.compile(r"([.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could|will|would|is|are|do|does|did|"
-                     r"should|when|where|who|whos|why|which|am|any|wat|wht|cn|r)\b))", re.IGNORECASE)
+                     r"should|when|where|who|whos|why|am|any|wat|wht|cn|r)\b))", re.IGNORECASE)
 # How a question starts, after an opener ("so", "and", "also"...): a clause starting so, or ending with "?", asks.
 _ASKS = re.compile(r"^(?:(?:so|and|but|also|ok|okay|oh|well|then|please|hi|hey|hello|sorry)\s+)*(?:what|whats|how|hows|"
                    r"can|could|will|would|is|isnt|are|arent|do|does|doesnt|did|should|shall|may|might|must|has|have|"
@@ -201,16 +201,19 @@ def asks_or_names(index: Index, text: str) -> bool:
     ("hi, asking for my mum", "hello, I've had my port a few months now")."""
     if "?" in text or any(_ASKS.match(fold(clause)) for clause in _CLAUSE.split(text[:MAX_MATCH_CHARS])[::2]):
         return True
-    analysis = index.lexicon.analyse(text)
-    topical = TOPIC_SHARE * index.top_weight / 1.5
-    return any(index.weights.get(token, 0.0) >= topical for token in analysis.tokens
-               if token not in _STORY and token not in analysis.common)
+    return _topic(index, [text], everyday=False) >= TOPIC_SHARE * index.top_weight / 1.5
 
 
-def _topic(index: Index, texts: list[str]) -> float:
-    """The weight of the most telling word in the texts that is not a story word: how plainly they name a topic."""
-    return max((index.weights.get(token, 0.0) for text in texts for token in index.lexicon.tokens(text)
-                if token not in _STORY), default=0.0)
+def _topic(index: Index, texts: list[str], everyday: bool = True) -> float:
+    """The weight of the most telling word in the texts that is not a story word (nor, unless `everyday`, a very
+    common English word such as "which" or "real"): how plainly they name a topic."""
+    found = 0.0
+    for text in texts:
+        analysis = index.lexicon.analyse(text)
+        for token in analysis.tokens:
+            if token not in _STORY and (everyday or token not in analysis.common):
+                found = max(found, index.weights.get(token, 0.0))
+    return found
 
 
 def _idf(entries: int, containing: int) -> float:
@@ -243,6 +246,8 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
     message = _KISSES.sub("", message)
     asked = message
     message = _set_aside(message)
+    if message != asked and _topic(index, [message], everyday=False) < TOPIC_SHARE * index.top_weight / 1.5:
+        message = asked  # what is left names no topic: the aside held it ("...dressings last year. the same?")
     analysis = index.lexicon.analyse(message)
     tokens = analysis.tokens
     unknown = tuple(dict.fromkeys(t for t in tokens if t not in index.weights))
