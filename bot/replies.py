@@ -160,7 +160,8 @@ _INTRODUCES = re.compile(r"(?:i|im|ive|i am|i have|we|we are|my|just|asking|writ
 _CHATTY = frozenset(
     "what how who help use good great nice love lot much mani brilliant lovely amaz awesom perfect kind sweet "
     "appreci cheer bless day night morn even afternoon there everyon bot you portbot comput machin robot human "
-    "person real ai x mind rest put reassur relief reliev settl calm better clear clearer explain dear love legend star bless god".split()
+    "person real ai x mind rest put reassur relief reliev settl calm better clear clearer explain dear legend star "
+    "god".split()
 )
 
 
