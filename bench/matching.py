@@ -1,4 +1,5 @@
-"""Benchmark: matching latency, load and index time and memory, beside a naive rapidfuzz baseline in the same run.
+"""Benchmark: matching latency, load and index time (cold and from the prepared file) and memory, beside a naive
+rapidfuzz baseline in the same run.
 
 Run:  .venv/bin/python bench/matching.py [--sizes 33,1000,10000] [--messages 400]
 
@@ -9,11 +10,16 @@ written as a knowledge folder (YAML, 100 entries a file, beside copies of the sh
 to a temporary folder, and loaded from there like the real one. Messages are the project's evaluation messages,
 each given the topic word of a random generated entry.
 
-Each size is measured in a fresh subprocess: "load" reads and checks the folder (load_knowledge), "index" builds
-the matching index (build_index), and "peak RSS" is the process's peak resident memory once both are done and the
-English word list is read too. That list, which typo repair and matching consult, is read on the first message
-(once per process, whatever the size of the guide): its time is printed below the table and kept out of the
-latency figures. Latencies are wall-clock times of match() for each message in turn, caches starting cold.
+Each size is measured in fresh subprocesses. Cold (no prepared file): "load" reads and checks the folder
+(load_knowledge) and "index" builds the matching index (build_index). Then one process loads the folder with
+load_prepared into an empty cache folder in the temporary folder (a miss: it reads, indexes and saves the prepared
+file; printed below the table), and a fresh one loads it again: "warm" is that load_prepared call, a hit (the bench
+fails if it reads the YAML), from hashing the knowledge files to the unpickled index. "peak RSS" is the process's
+peak resident memory once the knowledge base and index are loaded and the English word list is read too. That
+list, which typo repair and matching consult, is read on the first message (once per process, whatever the size
+of the guide): its time is printed below the table and kept out of the latency figures. Latencies are wall-clock
+times of match() for each message in turn, caches starting cold, in the cold process; the warm process matches
+the same messages and the bench checks that every decision is the same as the cold one's.
 
 The naive baseline is what the issue names: rapidfuzz `process.extractOne` over all phrasings (lower-cased),
 the way a first FAQ bot would be written.
@@ -23,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
+import os
 import random
 import resource
 import shutil
@@ -33,15 +41,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rapidfuzz import fuzz, process  # noqa: E402
 
+from bot import prepared  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.knowledge import KnowledgeBase, load_knowledge  # noqa: E402
-from bot.matching import build_index, match  # noqa: E402
+from bot.matching import Decision, build_index, match  # noqa: E402
 from bot.normalize import english_words  # noqa: E402
 
 SYLLABLES = ["ka", "lo", "mi", "ru", "te", "vo", "zan", "pel", "dor", "fin", "gus", "hal", "jex", "nor", "quil", "sab"]
@@ -107,7 +117,17 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def measure(size: int, folder: Path, count: int) -> dict[str, float]:
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def decisions_digest(decisions: list[Decision]) -> str:
+    """One digest of every outcome, candidate and exact score: equal digests, the same decisions."""
+    text = repr([(d.outcome, [(c.entry, c.score) for c in d.candidates]) for d in decisions])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def measure(size: int, folder: Path, count: int) -> dict[str, float | str]:
     settings = load_settings(None, environ={})
     started = time.perf_counter()
     kb = load_knowledge(folder)
@@ -118,13 +138,15 @@ def measure(size: int, folder: Path, count: int) -> dict[str, float]:
     started = time.perf_counter()
     english_words()
     words_seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     sample = messages(size, count)
     ours = []
+    decisions = []
     for text in sample:
         t0 = time.perf_counter()
-        match(index, text, settings.matching)
+        decision = match(index, text, settings.matching)
         ours.append(time.perf_counter() - t0)
+        decisions.append(decision)
     choices = [p.lower() for e in kb.entries for p in (e.question, *e.phrasings)]
     naive = []
     for text in sample:
@@ -135,16 +157,47 @@ def measure(size: int, folder: Path, count: int) -> dict[str, float]:
     n50, n99 = percentiles(naive)
     return {"size": len(kb.entries), "phrasings": len(choices), "load_s": load_seconds, "index_s": index_seconds,
             "words_s": words_seconds, "ours_p50_ms": 1000 * o50, "ours_p99_ms": 1000 * o99,
-            "naive_p50_ms": 1000 * n50, "naive_p99_ms": 1000 * n99, "peak_rss_mb": peak}
+            "naive_p50_ms": 1000 * n50, "naive_p99_ms": 1000 * n99, "peak_rss_mb": peak,
+            "decisions": decisions_digest(decisions)}
+
+
+def measure_prepared(size: int, folder: Path, cache: Path, count: int, warm: bool) -> dict[str, float | str]:
+    """load_prepared into `cache`: the saving miss (warm False) or, in a fresh process, the hit (warm True)."""
+    if warm:
+        def no_reading(path: Path) -> object:
+            raise SystemExit(f"the warm load of {path} read the YAML files: the prepared file was not used")
+
+        setattr(prepared, "check_knowledge", no_reading)  # noqa: B010 (mypy: a private name of bot.prepared)
+    started = time.perf_counter()
+    kb, index, _ = prepared.load_prepared(folder, cache)
+    seconds = time.perf_counter() - started
+    assert kb is not None and index is not None
+    english_words()
+    peak = peak_rss_mb()
+    out: dict[str, float | str] = {"seconds": seconds, "peak_rss_mb": peak}
+    if warm:
+        settings = load_settings(None, environ={})
+        out["decisions"] = decisions_digest([match(index, text, settings.matching) for text in messages(size, count)])
+    return out
 
 
 def ask_throughput(count: int) -> float:
-    """Messages per second through `portbot ask --json -`, start-up included."""
+    """Messages per second through `portbot ask --json -`, start-up included, with the prepared knowledge present
+    (as after the first start), kept in a temporary cache folder rather than the user's."""
     lines = "".join(m + "\n" for m in messages(33, count))
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bot", "ask", "--json", "-"], input=lines, text=True, cwd=ROOT,
-                   capture_output=True, check=True)
-    return count / (time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory(prefix="portbot-bench-cache-") as cache:
+        env = {**os.environ, "XDG_CACHE_HOME": cache}
+        command = [sys.executable, "-m", "bot", "ask", "--json", "-"]
+        subprocess.run(command, input="hello\n", text=True, cwd=ROOT, env=env, capture_output=True, check=True)
+        t0 = time.perf_counter()
+        subprocess.run(command, input=lines, text=True, cwd=ROOT, env=env, capture_output=True, check=True)
+        return count / (time.perf_counter() - t0)
+
+
+def run_one(*args: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=True).stdout
+    found: dict[str, Any] = json.loads(out)
+    return found
 
 
 def main() -> int:
@@ -153,31 +206,48 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=400)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.folder, args.messages)))
+        if args.cache is None:
+            print(json.dumps(measure(args.one, args.folder, args.messages)))
+        else:
+            print(json.dumps(measure_prepared(args.one, args.folder, args.cache, args.messages, args.warm)))
         return 0
     shipped = load_settings(None, environ={}).knowledge_path
     kb = load_knowledge(shipped)
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory(prefix="portbot-bench-") as temp:
-            folder = shipped
+            folder, cache = shipped, Path(temp) / "cache"
             if size > len(kb.entries):
-                folder = Path(temp)
+                folder = Path(temp) / "knowledge"
+                folder.mkdir()
                 write_folder(grown(kb, size), shipped, folder)
-            out = subprocess.run([sys.executable, __file__, "--one", str(size), "--folder", str(folder),
-                                  "--messages", str(args.messages)], capture_output=True, text=True, check=True).stdout
-        rows.append(json.loads(out))
-    print(f"{'entries':>8} {'phrasings':>9} {'load s':>7} {'index s':>8} {'ours p50':>9} {'ours p99':>9} "
-          f"{'naive p50':>10} {'naive p99':>10} {'peak RSS':>9}")
+            common = ["--one", str(size), "--folder", str(folder), "--messages", str(args.messages)]
+            row = run_one(*common)
+            row["first"] = run_one(*common, "--cache", str(cache))
+            row["warm"] = run_one(*common, "--cache", str(cache), "--warm")
+        if row["warm"]["decisions"] != row["decisions"]:
+            raise SystemExit(f"{size} entries: the prepared knowledge base decided differently from the cold one "
+                             "(or the code or the evaluation messages changed during the run)")
+        rows.append(row)
+    print(f"{'entries':>8} {'phrasings':>9} {'cold load':>9} {'index':>6} {'= cold':>7} {'warm':>6} "
+          f"{'ours p50':>9} {'ours p99':>9} {'naive p50':>10} {'naive p99':>10} {'RSS cold':>9} {'RSS warm':>9}")
     for r in rows:
-        print(f"{r['size']:>8} {r['phrasings']:>9} {r['load_s']:>7.2f} {r['index_s']:>8.2f} {r['ours_p50_ms']:>7.2f}ms "
-              f"{r['ours_p99_ms']:>7.2f}ms {r['naive_p50_ms']:>8.2f}ms {r['naive_p99_ms']:>8.2f}ms "
-              f"{r['peak_rss_mb']:>6.0f} MB")
+        print(f"{r['size']:>8} {r['phrasings']:>9} {r['load_s']:>8.2f}s {r['index_s']:>5.2f}s "
+              f"{r['load_s'] + r['index_s']:>6.2f}s {r['warm']['seconds']:>5.2f}s "
+              f"{r['ours_p50_ms']:>7.2f}ms {r['ours_p99_ms']:>7.2f}ms {r['naive_p50_ms']:>8.2f}ms "
+              f"{r['naive_p99_ms']:>8.2f}ms {r['peak_rss_mb']:>6.0f} MB {r['warm']['peak_rss_mb']:>6.0f} MB")
+    print("\nFirst start with the cache on (reads, indexes and saves the prepared file):")
+    for r in rows:
+        print(f"{r['size']:>8} entries: {r['first']['seconds']:.2f} s, peak RSS {r['first']['peak_rss_mb']:.0f} MB")
+    print("Warm decisions identical to cold ones for every message, at every size.")
     words = statistics.median(r["words_s"] for r in rows)
     print(f"\nEnglish word list, read on the first message (once per process): {words:.2f} s")
-    print(f"portbot ask --json - : {ask_throughput(args.messages):.0f} messages/s (start-up included)")
+    print(f"portbot ask --json - : {ask_throughput(args.messages):.0f} messages/s (start-up included, prepared "
+          "knowledge present)")
     return 0
 
 
