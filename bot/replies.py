@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from bot import safety
 from bot.config import Settings
@@ -52,6 +52,8 @@ class Brain:
     settings: Settings
     texts: Mapping[str, str]
     smalltalk: tuple[tuple[str, str, str], ...]  # (folded pattern, intent, reply)
+    talk_patterns: tuple[str, ...] = ()  # the folded patterns, in the same order
+    talk_index: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # folded pattern -> (intent, reply)
 
 
 def build_brain(kb: KnowledgeBase, settings: Settings, index: Index | None = None) -> Brain:
@@ -59,9 +61,13 @@ def build_brain(kb: KnowledgeBase, settings: Settings, index: Index | None = Non
     built from `kb` (a prepared one saves building it again)."""
     values = settings.placeholders()
     texts = {name: text.format(**values) for name, text in kb.texts.items()}
-    talk = tuple((fold(p), t.intent, t.reply.format(**values)) for t in kb.smalltalk for p in t.patterns)
-    return Brain(kb, build_index(kb) if index is None else index, settings, texts,
-                 tuple(item for item in talk if item[0]))
+    talk = tuple(item for item in ((fold(p), t.intent, t.reply.format(**values))
+                                   for t in kb.smalltalk for p in t.patterns) if item[0])
+    first: dict[str, tuple[str, str]] = {}
+    for pattern, intent, reply in talk:
+        first.setdefault(pattern, (intent, reply))
+    return Brain(kb, build_index(kb) if index is None else index, settings, texts, talk,
+                 tuple(item[0] for item in talk), first)
 
 
 def respond(brain: Brain, message: str) -> Reply:
@@ -126,16 +132,14 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
     folded = fold(message)
     if len(folded) > 80:
         return None
-    best: tuple[float, str, str] | None = None
-    for pattern, intent, reply in brain.smalltalk:
-        if folded == pattern:
+    exact = brain.talk_index.get(folded)
+    if exact is not None:
+        return exact
+    if len(folded) >= 4:  # the closest pattern, first of equals, by rapidfuzz in one call
+        hit = process.extractOne(folded, brain.talk_patterns, scorer=fuzz.ratio, score_cutoff=_SMALLTALK_RATIO)
+        if hit is not None:
+            _, intent, reply = brain.smalltalk[hit[2]]
             return intent, reply
-        if len(folded) >= 4:
-            ratio = fuzz.ratio(folded, pattern)
-            if ratio >= _SMALLTALK_RATIO and (best is None or ratio > best[0]):
-                best = (ratio, intent, reply)
-    if best is not None:
-        return best[1], best[2]
     padded = f" {folded} "
     found = [(padded.index(f" {p} "), -len(p), p, i, r) for p, i, r in brain.smalltalk if f" {p} " in padded]
     if not found:
