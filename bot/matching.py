@@ -131,7 +131,8 @@ def build_index(kb: KnowledgeBase) -> Index:
                  max(doc_freq, key=lambda token: (doc_freq[token], token), default=""))
 
 
-_CLAUSE = re.compile(r"([.?!;:\n]+|,\s*(?=(?:and |but |so )?(?:what|how|can|could|will|would|is|are|do|does|did|"
+_CLAUSE = re.compile(r"([.?!;:\n]+|\s[-\u2013\u2014]+\s|"  # sentence ends, dashes, and a comma before a question
+                     r",\s*(?=(?:and |but |so )?(?:what|how|can|could|will|would|is|are|do|does|did|"
                      r"should|when|where|who|whos|why|am|any|wat|wht|cn|r)\b))", re.IGNORECASE)
 # How a question starts, after an opener ("so", "and", "also"...): a clause starting so, or ending with "?", asks.
 _ASKS = re.compile(r"^(?:(?:so|and|but|also|ok|okay|oh|well|then|please|hi|hey|hello|sorry)\s+)*(?:what|whats|how|hows|"
