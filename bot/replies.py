@@ -159,7 +159,7 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
 
 
 _STORY = frozenset(map(stem, STORY_WORDS))
-_INTRODUCES = re.compile(r"(?:i|im|ive|i am|i have|we|we are|my|just|asking|writing|this is|it is|its|that)\b")
+_INTRODUCES = re.compile(r"(?:i|im|ive|i am|i have|we|we are|my|just|asking|writing|this is|it is|its|it|that)\b")
 # Words that add nothing to small talk: "thanks, that's really helpful", "what can you help me with".
 _CHATTY = frozenset(
     "what how who help use good great nice love lot much mani brilliant lovely amaz awesom perfect kind sweet "
