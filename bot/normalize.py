@@ -59,7 +59,7 @@ STORY_WORDS = frozenset(
     monday tuesday wednesday thursday friday saturday sunday weekend january february march april may june july
     august september october november december
     told tell said say says explained mentioned heard hear read reading saw seen looked looking googled online
-    internet leaflet letter booklet form consent write writes writing wrote behalf
+    internet leaflet letter booklet form consent write writes writing wrote behalf explain
     start starting started begin beginning plan planned booked appointment cycle cycles course
     new first second third old age aged years
     little bit lot lots much many quite pretty so very too also again else other another same
