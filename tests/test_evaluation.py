@@ -29,7 +29,8 @@ FLOORS = {"patients.yaml": 0.99, "holdout.yaml": 0.98, "safety.yaml": 0.96, "fin
           "blind-a.yaml": 0.99, "blind-b.yaml": 0.96, "blind-c.yaml": 0.97, "blind-d.yaml": 0.95,
           "blind-e.yaml": 0.96, "blind-f.yaml": 0.93, "blind-g.yaml": 0.95, "blind-h.yaml": 0.96,
           "blind-i.yaml": 0.93, "blind-j.yaml": 0.94, "blind-k.yaml": 0.93, "blind-l.yaml": 0.90,
-          "blind-m.yaml": 0.93, "blind-n.yaml": 0.92, "blind-o.yaml": 0.91, "blind-p.yaml": 0.90}
+          "blind-m.yaml": 0.93, "blind-n.yaml": 0.92, "blind-o.yaml": 0.91, "blind-p.yaml": 0.90,
+          "blind-q.yaml": 0.96, "blind-r.yaml": 0.95}
 
 
 @pytest.fixture(scope="module")
