@@ -169,12 +169,12 @@ def _clauses(index: Index, message: str) -> tuple[list[str], list[str]]:
     topical = TOPIC_SHARE * index.top_weight
     for number in range(0, len(pieces), 2):
         clause = pieces[number]
-        if not index.lexicon.tokens(clause):  # "thanks in advance": nothing to match
+        tokens = index.lexicon.tokens(clause)
+        if not tokens:  # "thanks in advance": nothing to match
             continue
         after = pieces[number + 1] if number + 1 < len(pieces) else ""
         asks = "?" in after or _ASKS.match(fold(clause)) is not None
-        topic = any(index.weights.get(token, 0.0) >= topical and token not in _STORY
-                    for token in index.lexicon.tokens(clause))
+        topic = any(index.weights.get(token, 0.0) >= topical and token not in _STORY for token in tokens)
         if clauses and not topic and (_POINTS_BACK.search(clause) or _REFERS.search(clause)):
             start = next((i for i in range(len(clauses) - 1, -1, -1) if topics[i]), 0)
             if not any(topics):  # nothing before names a topic: "it" or "that" is what the guide is about

@@ -37,22 +37,31 @@ def expected_text(brain: Brain, message: str) -> str:
     return reply.text
 
 
+def push_rounds(api: BotApiDouble, messages: list[str], users: range, rounds: int, step: int) -> dict[int, list[str]]:
+    """Each user sends `rounds` messages, round by round; what each user sent, in order."""
+    sent: dict[int, list[str]] = {u: [] for u in users}
+    for round_ in range(rounds):
+        for n, user in enumerate(users):
+            text = messages[(n * step + round_) % len(messages)]
+            sent[user].append(text)
+            api.push_message(user, text)
+    return sent
+
+
+def assert_each_answered_in_order(api: BotApiDouble, brain: Brain, sent: dict[int, list[str]]) -> None:
+    """Exactly one reply per message, in each user's own chat, in the order sent."""
+    assert len(api.sent) == sum(map(len, sent.values()))
+    for user, texts in sent.items():
+        assert [s.plain for s in api.sent_to(user)] == [expected_text(brain, m) for m in texts]
+
+
 async def test_many_users_at_once(api: BotApiDouble, brain: Brain) -> None:
     """50 users x 3 messages: every message gets exactly one reply, in its own chat, in order."""
-    messages = pool(brain)
-    users = range(1000, 1050)
-    sent: dict[int, list[str]] = {u: [] for u in users}
     async with running_bot(api):
-        for round_ in range(3):
-            for n, user in enumerate(users):
-                text = messages[(n * 3 + round_) % len(messages)]
-                sent[user].append(text)
-                api.push_message(user, text)
+        sent = push_rounds(api, pool(brain), range(1000, 1050), rounds=3, step=3)
         await api.wait_for(lambda: len(api.sent) >= 150, timeout=60, what="150 replies")
         await api.settle()
-    assert len(api.sent) == 150
-    for user in users:
-        assert [s.plain for s in api.sent_to(user)] == [expected_text(brain, m) for m in sent[user]]
+    assert_each_answered_in_order(api, brain, sent)
 
 
 async def test_flooding_gets_one_notice_and_no_crash(api: BotApiDouble, brain: Brain) -> None:
@@ -112,24 +121,15 @@ async def test_injected_faults_lose_nothing_and_double_nothing(api: BotApiDouble
 async def test_a_burst_through_faults_answers_every_message_once(api: BotApiDouble, brain: Brain) -> None:
     """60 users x 2 messages while Telegram answers 429s and bursts of 502s to the sends, and drops or fails the
     long polls that fetch the messages: every message gets exactly one reply, in its own chat, in order."""
-    messages = pool(brain)
-    users = range(4000, 4060)
-    sent: dict[int, list[str]] = {u: [] for u in users}
     async with running_bot(api) as bot:
         api.inject("sendMessage", "429", 3, retry_after=1)
         api.inject("sendMessage", "502", 6)
         for kind in ("drop", "502", "drop"):  # the polls after the one already waiting
             api.inject("getUpdates", kind, 1)
-        for round_ in range(2):
-            for n, user in enumerate(users):
-                text = messages[(n + round_) % len(messages)]
-                sent[user].append(text)
-                api.push_message(user, text)
+        sent = push_rounds(api, pool(brain), range(4000, 4060), rounds=2, step=1)
         await api.wait_for(lambda: len(api.sent) >= 120, timeout=120, what="120 replies")
         await api.settle()
-    assert len(api.sent) == 120
-    for user in users:
-        assert [s.plain for s in api.sent_to(user)] == [expected_text(brain, m) for m in sent[user]]
+    assert_each_answered_in_order(api, brain, sent)
     faults = sorted(c.fault for c in api.calls if c.fault)
     assert faults == sorted(["429"] * 3 + ["502"] * 7 + ["drop"] * 2), "every injected fault was hit"
     assert bot.errors == []
