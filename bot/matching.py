@@ -8,7 +8,7 @@ import math
 import re
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,26 +49,25 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
-class _Phrasing:
-    """One normalised phrasing. Kept small (tuples, no sets): a guide of 10 000 entries has 190 000 of them."""
-
-    entry: int
-    text: str
-    tokens: tuple[str, ...]  # in order: word pairs and the fuzzy ratio are taken from them
-    distinct: tuple[str, ...]  # without repeats; the very same tuple when there are none
-
-
-@dataclass(frozen=True, slots=True)
 class Index:
     """The knowledge base prepared for matching: normalised phrasings, word weights and an inverted index.
 
-    Numbers stand for entries and phrasings: positions in `entry_ids` and in `phrasings`. The per-phrasing and
-    per-entry numbers are kept in arrays, which take a fraction of the memory of Python objects."""
+    Numbers stand for entries, phrasings and tokens: positions in `entry_ids`, `phrasing_texts` and `vocabulary`.
+    The phrasings are kept as columns of numbers in arrays rather than as an object each: a guide of 10 000
+    entries has 300 000 phrasings, and an object and a tuple of words each would take four times the memory."""
 
     lexicon: Lexicon
     entry_ids: tuple[str, ...]
     questions: tuple[str, ...]
-    phrasings: tuple[_Phrasing, ...]
+    vocabulary: tuple[str, ...]  # every token of the phrasings, by number
+    token_numbers: Mapping[str, int]
+    phrasing_texts: tuple[str, ...]
+    phrasing_entries: array[int]
+    phrasing_tokens: array[int]  # the token numbers of every phrasing in order, one phrasing after another
+    phrasing_starts: array[int]  # where each phrasing's tokens start in phrasing_tokens, and where the last ends
+    # The distinct token numbers of the few phrasings that repeat a token ("port ... port"); for the others they
+    # are their tokens.
+    repeats: Mapping[int, tuple[int, ...]]
     phrasing_weights: array[float]  # the sum of each phrasing's distinct tokens' weights
     weights: Mapping[str, float]
     unknown_weight: float
@@ -83,6 +82,14 @@ class Index:
 
     def weight(self, token: str) -> float:
         return self.weights.get(token, self.unknown_weight)
+
+    def tokens_of(self, number: int) -> array[int]:
+        """A phrasing's token numbers, in order."""
+        return self.phrasing_tokens[self.phrasing_starts[number]:self.phrasing_starts[number + 1]]
+
+    def distinct_of(self, number: int) -> Sequence[int]:
+        """A phrasing's token numbers without repeats."""
+        return self.repeats.get(number) or self.tokens_of(number)
 
 
 def build_index(kb: KnowledgeBase) -> Index:
@@ -100,22 +107,34 @@ def build_index(kb: KnowledgeBase) -> Index:
     lexicon = build_lexicon(kb.synonyms, texts)
     documents = [(e.id, e.question, (e.question, *e.phrasings)) for e in kb.entries]
     documents += [(GAP_PREFIX + g.topic, g.topic, g.phrasings) for g in kb.gaps]
-    phrasings: list[_Phrasing] = []
+    numbers: dict[str, int] = {}
+    texts_of: list[str] = []
+    entries_of = array("I")  # arrays from the start: lists of millions of numbers would double the peak memory
+    token_rows = array("I")
+    starts = array("I", [0])
+    repeats: dict[int, tuple[int, ...]] = {}
     to_score: list[array[int]] = []
     counts: list[dict[str, int]] = []
     doc_freq: Counter[str] = Counter()
     for number, (_, _, phrasings_of) in enumerate(documents):
-        start, scored, seen = len(phrasings), array("i"), set()
+        scored, seen, count = array("i"), set(), Counter[str]()
         for text in phrasings_of:
             tokens = lexicon.tokens(text)
-            if tokens:
-                distinct = tuple(dict.fromkeys(tokens))
-                if tokens not in seen:
-                    seen.add(tokens)
-                    scored.append(len(phrasings))
-                phrasings.append(_Phrasing(number, text, tokens, tokens if len(distinct) == len(tokens) else distinct))
+            if not tokens:
+                continue
+            if tokens not in seen:
+                seen.add(tokens)
+                scored.append(len(texts_of))
+            distinct = tuple(dict.fromkeys(tokens))
+            count.update(distinct)
+            ids = [numbers.setdefault(token, len(numbers)) for token in tokens]
+            if len(distinct) < len(tokens):
+                repeats[len(texts_of)] = tuple(dict.fromkeys(ids))
+            texts_of.append(text)
+            entries_of.append(number)
+            token_rows.extend(ids)
+            starts.append(len(token_rows))
         to_score.append(scored)
-        count = Counter(itertools.chain.from_iterable(p.distinct for p in phrasings[start:]))
         counts.append(dict(count))
         doc_freq.update(count.keys())
     total = max(1, len(documents))
@@ -124,8 +143,16 @@ def build_index(kb: KnowledgeBase) -> Index:
     for number, words in enumerate(counts):
         for token in words:
             entry_postings[token].append(number)
-    phrasing_weights = array("d", (sum(map(weights.__getitem__, p.distinct)) for p in phrasings))
-    return Index(lexicon, tuple(d[0] for d in documents), tuple(d[1] for d in documents), tuple(phrasings),
+    vocabulary = tuple(numbers)
+    by_number = [weights[token] for token in vocabulary]
+    # Two bytes a token for up to 65 536 distinct tokens.
+    token_array = array("H", token_rows) if len(vocabulary) <= 0xFFFF else token_rows
+    start_array = starts
+    phrasing_weights = array("d", (
+        sum(map(by_number.__getitem__, repeats.get(n) or token_array[start_array[n]:start_array[n + 1]]))
+        for n in range(len(texts_of))))
+    return Index(lexicon, tuple(d[0] for d in documents), tuple(d[1] for d in documents), vocabulary, numbers,
+                 tuple(texts_of), entries_of, token_array, start_array, repeats,
                  phrasing_weights, weights, _idf(total, 0), tuple(counts), tuple(sum(c.values()) for c in counts),
                  {t: tuple(e) for t, e in entry_postings.items()}, tuple(to_score), _idf(total, 1),
                  max(doc_freq, key=lambda token: (doc_freq[token], token), default=""))
@@ -285,7 +312,7 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
                         best[entry] = hit
     ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
     candidates = tuple(
-        Candidate(index.entry_ids[e], index.questions[e], round(s, 3), index.phrasings[p].text)
+        Candidate(index.entry_ids[e], index.questions[e], round(s, 3), index.phrasing_texts[p])
         for e, (s, p) in ranked[: settings.max_candidates + 4]
     )
     return _decide(candidates, settings, tokens, analysis.repairs, unknown)
@@ -301,11 +328,15 @@ def _rank(index: Index, tokens: tuple[str, ...], factor: float, common: frozense
     `floors` holds scores that the caller keeps unless this ranking beats them (a clause against the whole
     message): an entry's phrasings that cannot beat its floor are not scored in full. Such an entry may then come
     back with less than its best score, but never above its floor, so the caller's result is the same."""
-    message_set = frozenset(tokens)
-    message_pairs = frozenset(itertools.pairwise(tokens))
+    # The distinct words in the message's order, not a set's: sums of weights then come out the same to the last
+    # bit in every process, so near-ties break the same way whatever Python's string hashing.
+    message_set = tuple(dict.fromkeys(tokens))
+    numbers = index.token_numbers
+    message_pairs = frozenset(itertools.pairwise(numbers.get(token, -1) for token in tokens))
     folded = " ".join(tokens)
     weights = index.weights
     known = {token: weights[token] for token in message_set if token in weights}
+    known_numbers = {numbers[token]: weight for token, weight in known.items()}  # the same, by token number
     # Each entry's weight of message words it knows. A list rather than a dict, and the shortlist taken by value
     # first: at 10 000 entries a word like "port" touches every entry, and this is most of the work.
     overlap = [0.0] * len(index.entry_ids)
@@ -319,7 +350,7 @@ def _rank(index: Index, tokens: tuple[str, ...], factor: float, common: frozense
     for entry, inside in shortlist:
         outside = _outside(index, index.entry_counts[entry], message_set, common)
         floor = floors[entry][0] if floors and entry in floors else 0.0
-        hit = _entry_best(index, entry, known, message_pairs, inside, outside, folded, factor, floor)
+        hit = _entry_best(index, entry, known_numbers, message_pairs, inside, outside, folded, factor, floor)
         if hit[1] >= 0:
             best[entry] = hit
     if NB_SHARE and best:
@@ -334,7 +365,7 @@ def _rank(index: Index, tokens: tuple[str, ...], factor: float, common: frozense
 _ZEROS = itertools.repeat(0.0)  # the default for every token a phrasing does not share with the message
 
 
-def _entry_best(index: Index, entry: int, known: Mapping[str, float], pairs: frozenset[tuple[str, str]],
+def _entry_best(index: Index, entry: int, known: Mapping[int, float], pairs: frozenset[tuple[int, int]],
                 inside: float, outside: float, folded: str, factor: float, floor: float) -> tuple[float, int]:
     """The entry's best phrasing score (times `factor`) and that phrasing's number; (0.0, -1) if none scores.
 
@@ -346,12 +377,14 @@ def _entry_best(index: Index, entry: int, known: Mapping[str, float], pairs: fro
     The result is that of scoring the phrasings in order, the first of equal scores winning, but fewer are
     scored in full: the phrasing that covers most of its own words is scored first, the entry will score at
     least that, and a phrasing that cannot reach it (nor `floor`) cannot change the result."""
-    found = []  # (number, phrasing, weight of the words it shares with the message, covered ** COVER_EXP)
+    found = []  # (number, weight of the words it shares with the message, covered ** COVER_EXP)
+    tokens, starts, repeats = index.phrasing_tokens, index.phrasing_starts, index.repeats
+    weights = index.phrasing_weights
     for number in index.entry_phrasings[entry]:
-        phrasing = index.phrasings[number]
-        shared = sum(map(known.get, phrasing.distinct, _ZEROS))
+        distinct = repeats.get(number) or tokens[starts[number]:starts[number + 1]]
+        shared = sum(map(known.get, distinct, _ZEROS))
         if shared > 0:
-            found.append((number, phrasing, shared, (shared / index.phrasing_weights[number]) ** COVER_EXP))
+            found.append((number, shared, (shared / weights[number]) ** COVER_EXP))
     if not found:
         return 0.0, -1
     whole = inside + outside
@@ -361,11 +394,11 @@ def _entry_best(index: Index, entry: int, known: Mapping[str, float], pairs: fro
         part: float = min(1.0, explained) ** EXPLAIN_EXP
         return reach * part
 
-    first, phrasing, shared, reach = max(found, key=lambda item: item[3])
-    guess = factor * _finish(phrasing, base(shared, reach), pairs, folded)
+    first, shared, reach = max(found, key=lambda item: item[2])
+    guess = factor * _finish(index, first, base(shared, reach), pairs, folded)
     sure = max(guess, floor)
     top, top_number = 0.0, -1
-    for number, phrasing, shared, reach in found:
+    for number, shared, reach in found:
         if number == first:
             score = guess
         else:
@@ -381,13 +414,13 @@ def _entry_best(index: Index, entry: int, known: Mapping[str, float], pairs: fro
             start = base(shared, reach)
             if start + 0.055 <= need:
                 continue
-            score = factor * _finish(phrasing, start, pairs, folded)
+            score = factor * _finish(index, number, start, pairs, folded)
         if score > top:
             top, top_number = score, number
     return top, top_number
 
 
-def _posterior(index: Index, message: frozenset[str], entries: Mapping[int, object]) -> dict[int, float]:
+def _posterior(index: Index, message: tuple[str, ...], entries: Mapping[int, object]) -> dict[int, float]:
     """How likely each candidate entry is to have produced the message's known words, judging by how often
     each word occurs across all of that entry's phrasings (multinomial naive Bayes, smoothed)."""
     known = [t for t in message if t in index.weights]
@@ -423,7 +456,7 @@ STORY_TOPIC = 0.8      # a question names its own topic when its most telling wo
 TOPIC_SHARE = 0.75     # a word weighing this share of the top weight names a topic (see _clauses)
 
 
-def _outside(index: Index, vocab: Mapping[str, int], message: frozenset[str], everyday: frozenset[str]) -> float:
+def _outside(index: Index, vocab: Mapping[str, int], message: tuple[str, ...], everyday: frozenset[str]) -> float:
     """How much of the message lies outside an entry's vocabulary, weighted by what kind of word it is."""
     story = min(1.0, STORY_TOKENS / len(message))
     total = 0.0
@@ -440,13 +473,13 @@ def _outside(index: Index, vocab: Mapping[str, int], message: frozenset[str], ev
     return total
 
 
-def _finish(phrasing: _Phrasing, score: float, pairs: frozenset[tuple[str, str]], folded: str) -> float:
+def _finish(index: Index, number: int, score: float, pairs: frozenset[tuple[int, int]], folded: str) -> float:
     """A phrasing's base score plus 0.03 when it shares a word pair with the message, plus or minus 0.025 for how
     close its wording is, within 0 and 1."""
-    tokens = phrasing.tokens
+    tokens = index.tokens_of(number)
     if not pairs.isdisjoint(itertools.pairwise(tokens)):
         score += 0.03
-    ratio: float = fuzz.ratio(folded, " ".join(tokens))
+    ratio: float = fuzz.ratio(folded, " ".join(map(index.vocabulary.__getitem__, tokens)))
     score += 0.05 * (ratio / 100.0 - 0.5)
     return max(0.0, min(1.0, score))
 
@@ -479,21 +512,21 @@ def phrasing_conflicts(index: Index, settings: Matching) -> list[tuple[str, str,
     (entry, phrasing, other, own score, other score)."""
     loose = Matching(0.0, 0.0, 0.0, settings.max_candidates + 4)
     out: list[tuple[str, str, str, float, float]] = []
-    for phrasing in index.phrasings:
-        own = index.entry_ids[phrasing.entry]
+    for text, entry in zip(index.phrasing_texts, index.phrasing_entries, strict=True):
+        own = index.entry_ids[entry]
         if own.startswith(GAP_PREFIX):
             continue
-        analysis = index.lexicon.analyse(phrasing.text)
+        analysis = index.lexicon.analyse(text)
         ranked = _rank(index, analysis.tokens, 1.0, analysis.common)
         if not ranked:
             continue
-        others = [(hit[0], -entry) for entry, hit in ranked.items() if entry != phrasing.entry]
+        others = [(hit[0], -other) for other, hit in ranked.items() if other != entry]
         if not others:
             continue
         best_score, best_entry = max(others)
         best_entry = -best_entry
-        own_score = ranked.get(phrasing.entry, (0.0, 0))[0]
+        own_score = ranked.get(entry, (0.0, 0))[0]
         if best_score >= own_score:
-            out.append((own, phrasing.text, index.entry_ids[best_entry], round(own_score, 3), round(best_score, 3)))
+            out.append((own, text, index.entry_ids[best_entry], round(own_score, 3), round(best_score, 3)))
     del loose
     return out

@@ -263,11 +263,11 @@ class _Counted:
 
 
 # -- the pickle format -------------------------------------------------------------------------------------------------
-# Three things keep the unpickled knowledge base no bigger than a freshly built one, and its load short: frozen
+# Two things keep the unpickled knowledge base no bigger than a freshly built one, and its load short: frozen
 # dataclasses are rebuilt from a flat argument tuple instead of the default state list (which would stay allocated
-# until the whole load ends); the index's phrasings are pickled as columns (below); and each distinct int is one
-# object again, as it was when built (the index names entry numbers hundreds of thousands of times). All three live
-# in this one pickler, not in global copyreg hooks.
+# until the whole load ends); and each distinct int is one object again, as it was when built (the index's entry
+# counts hold hundreds of thousands of them). Both live in this one pickler, not in global copyreg hooks. (The
+# index's phrasings are arrays of numbers already, pickled as bytes.)
 
 
 def _restore(cls: type, *values: Any) -> Any:
@@ -282,37 +282,6 @@ def _restore(cls: type, *values: Any) -> Any:
 
 def _proxy(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
     return MappingProxyType(mapping)
-
-
-# Fields holding hundreds of thousands of small frozen objects that nothing else refers to (300 000 phrasings at
-# 10 000 entries). They are pickled column by column and rebuilt by one map() each: no argument tuple per object
-# to keep until the load ends, and no opcodes per object to run. Any other field is pickled as it is.
-_COLUMNS = frozenset({(Index, "phrasings")})
-
-
-def _rows(cls: type, *columns: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple(map(cls, *columns))
-
-
-class _Rows:
-    """Stands in, while pickling, for a tuple of one class's objects: its columns, one per field."""
-
-    __slots__ = ("cls", "columns")
-
-    def __init__(self, cls: type, columns: list[tuple[Any, ...]]) -> None:
-        self.cls = cls
-        self.columns = columns
-
-
-def _as_columns(value: Any) -> _Rows | None:
-    """`value` as columns, when it is a tuple of objects of one class that its constructor rebuilds from them."""
-    if type(value) is not tuple or not value:
-        return None
-    cls = type(value[0])
-    plan = _plan(cls)
-    if plan is None or plan[0] is not cls or any(type(item) is not cls for item in value):
-        return None
-    return _Rows(cls, [tuple(getattr(item, name) for item in value) for name in plan[1]])
 
 
 _PLANS: dict[type, tuple[Callable[..., Any], tuple[str, ...]] | None] = {}
@@ -343,21 +312,18 @@ class _Pickler(pickle.Pickler):
         kind = type(obj)
         if kind is MappingProxyType:
             return _proxy, (dict(obj),)
-        if kind is _Rows:
-            return _rows, (obj.cls, *obj.columns)
         plan = None if isinstance(obj, type) else _plan(kind)
         if plan is None:
             return NotImplemented
         rebuild, names = plan
-        values = tuple((_as_columns(getattr(obj, name)) or getattr(obj, name)) if (kind, name) in _COLUMNS
-                       else getattr(obj, name) for name in names)
+        values = tuple(getattr(obj, name) for name in names)
         return (kind, values) if rebuild is kind else (_restore, (kind, *values))
 
 
 # Only what a knowledge base and its index are made of may be named in the file.
 _CORE = frozenset({"bot.knowledge", "bot.matching", "bot.normalize", "bot.safety", "bot.safety_rules",
                    "bot.yamlfile"})
-_ALLOWED = frozenset({("bot.prepared", "_restore"), ("bot.prepared", "_proxy"), ("bot.prepared", "_rows"),
+_ALLOWED = frozenset({("bot.prepared", "_restore"), ("bot.prepared", "_proxy"),
                       ("datetime", "date"),
                       ("array", "array"), ("array", "_array_reconstructor")})
 
