@@ -223,6 +223,19 @@ def _clauses(index: Index, message: str) -> tuple[list[str], list[str]]:
     return [text for text, asks in parts if asks], [text for text, asks in parts if not asks]
 
 
+def clause_parts(text: str) -> list[tuple[str, bool]]:
+    """The message's clauses, each with whether it asks (starts like a question, or a "?" follows it)."""
+    pieces = _CLAUSE.split(text[:MAX_MATCH_CHARS])
+    ends = [*pieces[1::2], ""]
+    return [(clause, "?" in end or _ASKS.match(fold(clause)) is not None)
+            for clause, end in zip(pieces[::2], ends, strict=True) if clause.strip()]
+
+
+def starts_asking(text: str) -> bool:
+    """Whether the text starts like a question ("how", "can", "is"... after "so", "and", "hi"...)."""
+    return _ASKS.match(fold(text)) is not None
+
+
 def asks_or_names(index: Index, text: str) -> bool:
     """Whether the text asks something (a "?" or a clause that starts like a question) or names a topic of the
     knowledge base in a word that is not everyday English: what a greeting's tail must not do to stay small talk

@@ -12,11 +12,22 @@ from rapidfuzz import fuzz, process
 from bot import safety
 from bot.config import Settings
 from bot.knowledge import Entry, KnowledgeBase
-from bot.matching import Candidate, Decision, Index, asks_or_names, build_index, match
+from bot.matching import (
+    CLEAR_WHOLE,
+    Candidate,
+    Decision,
+    Index,
+    asks_or_names,
+    build_index,
+    clause_parts,
+    match,
+    starts_asking,
+)
 from bot.normalize import STORY_WORDS, fold, stem
 
 Kind = Literal["answer", "clarify", "fallback", "urgent", "chat"]
 _SMALLTALK_RATIO = 88.0
+_TALK_STORY_CHARS = 400  # beyond this, a message with a greeting in it is read as a question
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +136,42 @@ def _answer_reply(brain: Brain, entry: Entry, score: float | None, decision: Dec
 
 
 def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
+    """Small talk: a short message that is small talk through and through (_talk), or a longer one in which some
+    part is small talk and no other part asks anything or names a topic of the guide: "Hi there. I'm a bit of a
+    nervous wreck, so I thought I'd ask here first.", "Who made you? I want to know whether I can trust you.",
+    "Goodbye, and thanks again, I feel a bit more ready for Thursday." ("Hi. Can I swim?" asks; "Thanks. I'm still
+    worried about the risks." names a topic: both go on to the knowledge base.)"""
+    talk = _talk(brain, message)
+    if talk is not None or len(message) > _TALK_STORY_CHARS:
+        return talk
+    found: tuple[str, str] | None = None
+    for clause, asks in clause_parts(message):
+        pieces = [piece for piece in clause.split(",") if piece.strip()]
+        for number, piece in enumerate(pieces):
+            # A part that asks is small talk only when it starts as small talk ("am I talking to a real person or
+            # a computer?"), not when it merely holds a small-talk word ("how soon can they start using it?").
+            asking = (asks and number == len(pieces) - 1) or starts_asking(piece) or bool(_ASKING_WORD.search(piece))
+            talk = _talk(brain, piece, leading=asking)
+            if talk is not None:
+                found = found or talk
+            elif asking or asks_or_names(brain.index, piece) or _clear_answer(brain, piece):
+                return None  # a question, a topic, or a part the guide answers clearly ("risks. thanks in advance")
+    return found
+
+
+def _clear_answer(brain: Brain, text: str) -> bool:
+    """Whether the guide answers the text on its own with a clear match: "risks", "about the cost". (A story
+    sentence gets no clear match even when a word of it is known: "so I thought I'd ask here first".)"""
+    decision = match(brain.index, text, brain.settings.matching)
+    return decision.outcome == "answer" and decision.candidates[0].score >= CLEAR_WHOLE
+
+
+def _talk(brain: Brain, message: str, leading: bool = False) -> tuple[str, str] | None:
     """Small talk only when the message is small talk through and through: "hi, can I swim?" is a question.
 
     It is small talk when the message is (nearly) one of the patterns, or when taking out the small-talk
-    phrases leaves no word the knowledge base could answer about ("thanks, that's really helpful")."""
+    phrases leaves no word the knowledge base could answer about ("thanks, that's really helpful"); with
+    `leading`, only when a small-talk phrase also starts the message (after "so", "and", "ok"...)."""
     folded = fold(message)
     if len(folded) > 80:
         return None
@@ -142,7 +185,7 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
             return intent, reply
     padded = f" {folded} "
     found = [(padded.index(f" {p} "), -len(p), p, i, r) for p, i, r in brain.smalltalk if f" {p} " in padded]
-    if not found:
+    if not found or (leading and min(found)[0] != len(_OPENING.match(padded)[0]) - 1):  # type: ignore[index]
         return None
     rest = padded
     for _, _, pattern, _, _ in sorted(found, key=lambda hit: hit[1]):
@@ -159,6 +202,9 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
 
 
 _STORY = frozenset(map(stem, STORY_WORDS))
+# A question word anywhere asks, in a message of story and small talk: "port stay in body how much time".
+_ASKING_WORD = re.compile(r"\b(?:what|whats|how|why|when|where|which|wat|wot)\b", re.IGNORECASE)
+_OPENING = re.compile(r" (?:(?:and|so|ok|okay|oh|well|also) )*")
 _INTRODUCES = re.compile(r"(?:i|im|ive|i am|i have|we|we are|my|just|asking|writing|this is|it is|its|it|that)\b")
 # Words that add nothing to small talk: "thanks, that's really helpful", "what can you help me with".
 _CHATTY = frozenset(
