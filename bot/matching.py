@@ -208,6 +208,13 @@ def _clauses(index: Index, message: str) -> tuple[list[str], list[str]]:
                 joined.append((f"{clause} {index.subject}", asks))
             if _POINTS_BACK.search(clause):
                 joined.append((" ".join([*(text for text, _ in clauses[start:]), clause]), asks))
+                if any(topics):
+                    # and with just the words that named the topic: "my consent form lists 'pneumothorax' as a
+                    # risk and the doctor said it too fast. what is that?" asks what a pneumothorax is.
+                    before = index.lexicon.analyse(clauses[start][0])
+                    named = [word for word in before.words
+                             if index.weights.get(stem(word), 0.0) >= topical and stem(word) not in _STORY]
+                    joined.append((" ".join([*named, clause]), asks))
                 if asks:  # what it points back to is what the question is about
                     clauses[start:] = [(text, True) for text, _ in clauses[start:]]
             else:  # with the words of that clause that the knowledge base knows
