@@ -208,7 +208,7 @@ def _clauses(index: Index, message: str) -> tuple[list[str], list[str]]:
                 joined.append((f"{clause} {index.subject}", asks))
             if _POINTS_BACK.search(clause):
                 joined.append((" ".join([*(text for text, _ in clauses[start:]), clause]), asks))
-                if any(topics):
+                if any(topics) and index.subject not in tokens:
                     # and with just the words that named the topic: "my consent form lists 'pneumothorax' as a
                     # risk and the doctor said it too fast. what is that?" asks what a pneumothorax is.
                     before = index.lexicon.analyse(clauses[start][0])
