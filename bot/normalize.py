@@ -158,6 +158,9 @@ class Analysis:
     common: frozenset[str] = frozenset()  # tokens whose word is very common in general English
 
 
+JOIN_MIN = 7  # a joined word is at least this long: "in to" and "any way" stay as they are
+
+
 @dataclass(frozen=True, slots=True)
 class Lexicon:
     """The knowledge base's own vocabulary and its synonym table, ready to normalise messages against."""
@@ -173,9 +176,11 @@ class Lexicon:
     singles: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     openers: frozenset[tuple[str, str]] = field(default=frozenset(), compare=False, repr=False)
     _repairs: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)
-    # Each piece of text (between whitespace) as folded, repaired words, and the repairs made on the way.
-    _pieces: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = field(
+    # Each piece of text (between whitespace) as folded, repaired words, the repairs made on the way, and the
+    # folded words before repair.
+    _pieces: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]] = field(
         default_factory=dict, compare=False, repr=False)
+    _joins: dict[tuple[str, ...], str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def analyse(self, text: str) -> Analysis:
         """Fold, repair typos, apply synonyms, stem and drop filler."""
@@ -191,6 +196,7 @@ class Lexicon:
     def _content(self, text: str) -> tuple[list[str], list[str], list[tuple[str, str]]]:
         """The words after typo repair and synonyms, those of them that are not filler, and the repairs made."""
         words: list[str] = []
+        folded: list[str] = []
         repairs: list[tuple[str, str]] = []
         pieces = self._pieces
         for piece in text[:MAX_MATCH_CHARS].split():  # as fold_words does, with each piece's result kept
@@ -198,24 +204,72 @@ class Lexicon:
             if known is None:
                 known = self._piece(piece)
             words += known[0]
+            folded += known[2]
             if known[1]:
                 repairs += known[1]
+        if len(folded) > 1:
+            words = self._join_split(folded, words, repairs)
         replaced = self.apply_synonyms(words)
         return replaced, [word for word in replaced if word not in FILLER], repairs
 
-    def _piece(self, piece: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    def _piece(self, piece: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]:
         fixed: list[str] = []
         repairs: list[tuple[str, str]] = []
-        for word in _fold_piece(piece):
+        folded = _fold_piece(piece)
+        for word in folded:
             better = self.repair(word)
             if better is not None:
                 repairs.append((word, better))
                 word = better
             fixed.append(word)
-        known = (tuple(fixed), tuple(repairs))
+        known = (tuple(fixed), tuple(repairs), folded)
         if len(self._pieces) < 50_000:
             self._pieces[piece] = known
         return known
+
+    def _join_split(self, folded: list[str], words: list[str], repairs: list[tuple[str, str]]) -> list[str]:
+        """The words with a long word split in pieces joined again, as voice typing and phone keyboards split
+        them: "hep a rin" is heparin, "inter ventional radio logist" an interventional radiologist, "new mo
+        thorax" a pneumothorax. A run of two to four words joins when one of them is neither a knowledge-base word
+        nor filler and together they spell a knowledge-base word; or, when at least half of them are such
+        fragments, a misspelling of one (see _joined)."""
+        out: list[str] = []
+        vocabulary = self.vocabulary
+        i, count = 0, len(folded)
+        while i < count:
+            for size in (4, 3, 2):
+                run = tuple(folded[i:i + size])
+                if len(run) == size and any(word not in vocabulary and word not in FILLER for word in run):
+                    joined = self._joined(run)
+                    if joined is not None:
+                        out.append(joined)
+                        repairs.append((" ".join(run), joined))
+                        i += size
+                        break
+            else:
+                out.append(words[i])
+                i += 1
+        return out
+
+    def _joined(self, run: tuple[str, ...]) -> str | None:
+        if run in self._joins:
+            return self._joins[run]
+        joined = "".join(run)
+        found = None
+        if len(joined) >= JOIN_MIN and joined.isalpha():
+            if joined in self.vocabulary:
+                found = joined
+            elif (len(joined) >= JOIN_MIN + 1 and not self.frequency(joined)
+                  and 2 * sum(word not in self.vocabulary and word not in FILLER for word in run) >= len(run)):
+                # A misspelling only of an uncommon word with the same ending: "new mo thorax" is pneumothorax,
+                # but "go runing" is not "morning", nor "is planned" "implanted".
+                better = self.repair(joined)
+                if (better is not None and len(better) >= JOIN_MIN and better not in run
+                        and better[-3:] == joined[-3:] and self.frequency(better) < COMMON_WORD):
+                    found = better
+        if len(self._joins) < 50_000:
+            self._joins[run] = found
+        return found
 
     def apply_synonyms(self, words: list[str]) -> list[str]:
         """Replace each patient variant (longest first) with the knowledge base's own word."""
