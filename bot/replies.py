@@ -154,16 +154,22 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
             talk = _talk(brain, piece, leading=asking)
             if talk is not None:
                 found = found or talk
-            elif asking or asks_or_names(brain.index, piece) or _clear_answer(brain, piece):
-                return None  # a question, a topic, or a part the guide answers clearly ("risks. thanks in advance")
+            elif _HERE.search(piece):  # "sickle cell mum here": the writer says who they are
+                continue
+            elif asking or _answers(brain, piece):
+                return None  # a question, or a part the guide answers ("risks. thanks in advance")
     return found
 
 
-def _clear_answer(brain: Brain, text: str) -> bool:
-    """Whether the guide answers the text on its own with a clear match: "risks", "about the cost". (A story
-    sentence gets no clear match even when a word of it is known: "so I thought I'd ask here first".)"""
+def _answers(brain: Brain, text: str) -> bool:
+    """Whether the guide answers the text on its own: with a clear match ("risks", "about the cost"), or with any
+    match when the text names a topic ("I'm still worried about clots though"). A story sentence gets no clear
+    match even when a word of it is known ("so I thought I'd ask here first"), and one that names a topic the guide
+    does not cover is no question ("I've been lying awake worrying all week", "sickle cell mum here")."""
     decision = match(brain.index, text, brain.settings.matching)
-    return decision.outcome == "answer" and decision.candidates[0].score >= CLEAR_WHOLE
+    if decision.outcome != "answer":
+        return False
+    return decision.candidates[0].score >= CLEAR_WHOLE or asks_or_names(brain.index, text)
 
 
 def _talk(brain: Brain, message: str, leading: bool = False) -> tuple[str, str] | None:
@@ -203,7 +209,11 @@ def _talk(brain: Brain, message: str, leading: bool = False) -> tuple[str, str] 
 
 _STORY = frozenset(map(stem, STORY_WORDS))
 # A question word anywhere asks, in a message of story and small talk: "port stay in body how much time".
-_ASKING_WORD = re.compile(r"\b(?:what|whats|how|why|when|where|which|wat|wot)\b", re.IGNORECASE)
+# ("what you told me", "how they do it" are not questions: the question word starts a clause of its own.)
+_ASKING_WORD = re.compile(r"\b(?:what|whats|how|why|when|where|which|wat|wot)\b"
+                          r"(?!\s+(?:i|you|youre|he|she|they|theyre|we|it|im)\b)", re.IGNORECASE)
+_HERE = re.compile(r"\b(?:mum|mom|mam|dad|mother|father|parent|wife|husband|partner|carer|caregiver|patient|"
+                   r"daughter|son|nurse|grandma|grandad)\s+here\s*$", re.IGNORECASE)
 _OPENING = re.compile(r" (?:(?:and|so|ok|okay|oh|well|also) )*")
 _INTRODUCES = re.compile(r"(?:i|im|ive|i am|i have|we|we are|my|just|asking|writing|this is|it is|its|it|that)\b")
 # Words that add nothing to small talk: "thanks, that's really helpful", "what can you help me with".
