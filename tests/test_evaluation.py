@@ -26,11 +26,12 @@ DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "dev_q
 
 # Share of covered questions answered with the right facts, as measured when this floor was last raised.
 FLOORS = {"patients.yaml": 0.99, "holdout.yaml": 0.98, "safety.yaml": 0.96, "final.yaml": 0.98,
-          "blind-a.yaml": 0.99, "blind-b.yaml": 0.96, "blind-c.yaml": 0.97, "blind-d.yaml": 0.95,
-          "blind-e.yaml": 0.96, "blind-f.yaml": 0.93, "blind-g.yaml": 0.95, "blind-h.yaml": 0.96,
-          "blind-i.yaml": 0.93, "blind-j.yaml": 0.94, "blind-k.yaml": 0.93, "blind-l.yaml": 0.90,
-          "blind-m.yaml": 0.93, "blind-n.yaml": 0.92, "blind-o.yaml": 0.91, "blind-p.yaml": 0.90,
-          "blind-q.yaml": 0.96, "blind-r.yaml": 0.95}
+          "blind-a.yaml": 1.0, "blind-b.yaml": 0.97, "blind-c.yaml": 0.98, "blind-d.yaml": 0.96,
+          "blind-e.yaml": 0.98, "blind-f.yaml": 0.93, "blind-g.yaml": 0.96, "blind-h.yaml": 0.97,
+          "blind-i.yaml": 0.95, "blind-j.yaml": 0.95, "blind-k.yaml": 0.96, "blind-l.yaml": 0.92,
+          "blind-m.yaml": 0.95, "blind-n.yaml": 0.94, "blind-o.yaml": 0.92, "blind-p.yaml": 0.93,
+          "blind-q.yaml": 0.96, "blind-r.yaml": 0.95, "blind-s.yaml": 0.98, "blind-t.yaml": 0.88,
+          "blind-w.yaml": 0.92, "blind-x.yaml": 0.95}
 
 
 @pytest.fixture(scope="module")
