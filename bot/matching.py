@@ -8,7 +8,7 @@ import math
 import re
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -105,12 +105,14 @@ def build_index(kb: KnowledgeBase) -> Index:
     for gap in kb.gaps:
         texts.extend(gap.phrasings)
     lexicon = build_lexicon(kb.synonyms, texts)
-    documents = [(e.id, e.question, (e.question, *e.phrasings)) for e in kb.entries]
-    documents += [(GAP_PREFIX + g.topic, g.topic, g.phrasings) for g in kb.gaps]
+    del texts
+    documents: list[tuple[str, str, Iterator[str]]] = [
+        (e.id, e.question, itertools.chain((e.question,), e.phrasings)) for e in kb.entries]
+    documents += [(GAP_PREFIX + g.topic, g.topic, iter(g.phrasings)) for g in kb.gaps]
     numbers: dict[str, int] = {}
     texts_of: list[str] = []
     entries_of = array("I")  # arrays from the start: lists of millions of numbers would double the peak memory
-    token_rows = array("I")
+    token_rows = array("H")  # two bytes a token, while there are at most 65 536 distinct tokens
     starts = array("I", [0])
     repeats: dict[int, tuple[int, ...]] = {}
     to_score: list[array[int]] = []
@@ -128,6 +130,8 @@ def build_index(kb: KnowledgeBase) -> Index:
             distinct = tuple(dict.fromkeys(tokens))
             count.update(distinct)
             ids = [numbers.setdefault(token, len(numbers)) for token in tokens]
+            if token_rows.typecode == "H" and len(numbers) > 0xFFFF:
+                token_rows = array("I", token_rows)
             if len(distinct) < len(tokens):
                 repeats[len(texts_of)] = tuple(dict.fromkeys(ids))
             texts_of.append(text)
@@ -145,9 +149,7 @@ def build_index(kb: KnowledgeBase) -> Index:
             entry_postings[token].append(number)
     vocabulary = tuple(numbers)
     by_number = [weights[token] for token in vocabulary]
-    # Two bytes a token for up to 65 536 distinct tokens.
-    token_array = array("H", token_rows) if len(vocabulary) <= 0xFFFF else token_rows
-    start_array = starts
+    token_array, start_array = token_rows, starts
     phrasing_weights = array("d", (
         sum(map(by_number.__getitem__, repeats.get(n) or token_array[start_array[n]:start_array[n + 1]]))
         for n in range(len(texts_of))))

@@ -222,7 +222,7 @@ class Lexicon:
                 repairs.append((word, better))
                 word = better
             fixed.append(word)
-        known = (tuple(fixed), tuple(repairs), folded)
+        known = (tuple(fixed) if repairs else folded, tuple(repairs), folded)
         if len(self._pieces) < 50_000:
             self._pieces[piece] = known
         return known
