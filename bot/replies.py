@@ -65,6 +65,8 @@ class Brain:
     smalltalk: tuple[tuple[str, str, str], ...]  # (folded pattern, intent, reply)
     talk_patterns: tuple[str, ...] = ()  # the folded patterns, in the same order
     talk_index: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # folded pattern -> (intent, reply)
+    # first word of a folded pattern -> the numbers of the patterns starting with it, in order
+    talk_starts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def build_brain(kb: KnowledgeBase, settings: Settings, index: Index | None = None) -> Brain:
@@ -77,8 +79,11 @@ def build_brain(kb: KnowledgeBase, settings: Settings, index: Index | None = Non
     first: dict[str, tuple[str, str]] = {}
     for pattern, intent, reply in talk:
         first.setdefault(pattern, (intent, reply))
+    starts: dict[str, list[int]] = {}
+    for number, (pattern, _, _) in enumerate(talk):
+        starts.setdefault(pattern.split(" ", 1)[0], []).append(number)
     return Brain(kb, build_index(kb) if index is None else index, settings, texts, talk,
-                 tuple(item[0] for item in talk), first)
+                 tuple(item[0] for item in talk), first, {word: tuple(found) for word, found in starts.items()})
 
 
 def respond(brain: Brain, message: str) -> Reply:
@@ -190,7 +195,10 @@ def _talk(brain: Brain, message: str, leading: bool = False) -> tuple[str, str] 
             _, intent, reply = brain.smalltalk[hit[2]]
             return intent, reply
     padded = f" {folded} "
-    found = [(padded.index(f" {p} "), -len(p), p, i, r) for p, i, r in brain.smalltalk if f" {p} " in padded]
+    # Only the patterns whose first word is in the message can be in it.
+    numbers = sorted(n for word in set(folded.split()) for n in brain.talk_starts.get(word, ()))
+    talk = [brain.smalltalk[n] for n in numbers]
+    found = [(padded.index(f" {p} "), -len(p), p, i, r) for p, i, r in talk if f" {p} " in padded]
     if not found or (leading and min(found)[0] != len(_OPENING.match(padded)[0]) - 1):  # type: ignore[index]
         return None
     rest = padded
