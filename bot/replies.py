@@ -74,7 +74,7 @@ def build_brain(kb: KnowledgeBase, settings: Settings, index: Index | None = Non
     built from `kb` (a prepared one saves building it again)."""
     values = settings.placeholders()
     texts = {name: text.format(**values) for name, text in kb.texts.items()}
-    talk = tuple(item for item in ((fold(p), t.intent, t.reply.format(**values))
+    talk = tuple(item for item in ((_talk_fold(p), t.intent, t.reply.format(**values))
                                    for t in kb.smalltalk for p in t.patterns) if item[0])
     first: dict[str, tuple[str, str]] = {}
     for pattern, intent, reply in talk:
@@ -183,10 +183,10 @@ def _talk(brain: Brain, message: str, leading: bool = False) -> tuple[str, str] 
     It is small talk when the message is (nearly) one of the patterns, or when taking out the small-talk
     phrases leaves no word the knowledge base could answer about ("thanks, that's really helpful"); with
     `leading`, only when a small-talk phrase also starts the message (after "so", "and", "ok"...)."""
-    folded = fold(message)
+    folded = _talk_fold(message)
     if len(folded) > 80:
         return None
-    exact = brain.talk_index.get(folded)
+    exact = brain.talk_index.get(folded) or brain.talk_index.get(_cut_short(folded))
     if exact is not None:
         return exact
     if len(folded) >= 4:  # the closest pattern, first of equals, by rapidfuzz in one call
@@ -215,6 +215,20 @@ def _talk(brain: Brain, message: str, leading: bool = False) -> tuple[str, str] 
     return None
 
 
+def _talk_fold(text: str) -> str:
+    """Folded, with text-speak spelled out: small-talk messages and patterns alike ("are u a real person")."""
+    return " ".join(_TEXT_SPEAK.get(word, word) for word in fold(text).split())
+
+
+def _cut_short(folded: str) -> str:
+    """Drawn-out letters cut short, for a whole message to be looked up as a pattern: "heyy", "hiiii", "byee"."""
+    return " ".join(_DRAWN_OUT.sub(r"\1", _TRAILING.sub(r"\1", word)) for word in folded.split())
+
+
+# Text-speak spelled out in small talk (matching has its own synonyms).
+_TEXT_SPEAK = {"u": "you", "r": "are", "ur": "your", "ya": "you", "yu": "you", "pls": "please", "plz": "please"}
+_TRAILING = re.compile(r"([a-z])\1+$")
+_DRAWN_OUT = re.compile(r"([a-z])\1{2,}")
 _STORY = frozenset(map(stem, STORY_WORDS))
 # A question word anywhere asks, in a message of story and small talk: "port stay in body how much time".
 # ("what you told me", "how they do it" are not questions: the question word starts a clause of its own.)
@@ -229,7 +243,7 @@ _CHATTY = frozenset(
     "what how who help use good great nice love lot much mani brilliant lovely amaz awesom perfect kind sweet "
     "appreci cheer bless day night morn even afternoon there everyon bot you portbot comput machin robot human "
     "person real ai x mind rest put reassur relief reliev settl calm better clear clearer explain dear legend star "
-    "god".split()
+    "god chatbot chat programm program softwar human be read write tool".split()
 )
 
 
