@@ -9,7 +9,7 @@ import re
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from rapidfuzz import fuzz
@@ -79,6 +79,12 @@ class Index:
     entry_phrasings: tuple[array[int], ...]
     top_weight: float = 0.0  # the weight of a word only one entry uses
     subject: str = ""  # the word most entries use: what the guide is about ("port")
+    # Filled while answering, for speed: an entry's phrasings to score as (number, distinct token numbers), and a
+    # phrasing's tokens as text. Bounded, so a guide of 10 000 entries keeps only the entries and phrasings most
+    # asked about.
+    _rows: dict[int, tuple[tuple[int, tuple[int, ...]], ...]] = field(default_factory=dict, compare=False,
+                                                                       repr=False)
+    _texts: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
 
     def weight(self, token: str) -> float:
         return self.weights.get(token, self.unknown_weight)
@@ -90,6 +96,24 @@ class Index:
     def distinct_of(self, number: int) -> Sequence[int]:
         """A phrasing's token numbers without repeats."""
         return self.repeats.get(number) or self.tokens_of(number)
+
+    def rows(self, entry: int) -> tuple[tuple[int, tuple[int, ...]], ...]:
+        """The entry's phrasings to score, each as (number, distinct token numbers)."""
+        found = self._rows.get(entry)
+        if found is None:
+            found = tuple((number, tuple(self.distinct_of(number))) for number in self.entry_phrasings[entry])
+            if len(self._rows) < _ROWS_KEPT:
+                self._rows[entry] = found
+        return found
+
+    def text_of(self, number: int) -> str:
+        """A phrasing's tokens joined by spaces."""
+        found = self._texts.get(number)
+        if found is None:
+            found = " ".join(map(self.vocabulary.__getitem__, self.tokens_of(number)))
+            if len(self._texts) < _TEXTS_KEPT:
+                self._texts[number] = found
+        return found
 
 
 def build_index(kb: KnowledgeBase) -> Index:
@@ -121,7 +145,7 @@ def build_index(kb: KnowledgeBase) -> Index:
     for number, (_, _, phrasings_of) in enumerate(documents):
         scored, seen, count = array("i"), set(), Counter[str]()
         for text in phrasings_of:
-            tokens = lexicon.tokens(text)
+            tokens = lexicon.tokens(text, near_joins=False)
             if not tokens:
                 continue
             if tokens not in seen:
@@ -171,6 +195,8 @@ _ASKS = re.compile(r"^(?:(?:so|and|but|also|ok|okay|oh|well|then|please|hi|hey|h
 _CLAUSE_FACTOR = 0.96
 MIN_CLAUSE_TOKENS = 2
 CLEAR_WHOLE = 0.9
+_ROWS_KEPT = 1_000  # entries (about 3 MB at 30 phrasings each)
+_TEXTS_KEPT = 20_000  # phrasings
 
 
 # A clause pointing back at what came before ("what does that mean?", "is a port the same?") is not a question
@@ -400,10 +426,8 @@ def _entry_best(index: Index, entry: int, known: Mapping[int, float], pairs: fro
     scored in full: the phrasing that covers most of its own words is scored first, the entry will score at
     least that, and a phrasing that cannot reach it (nor `floor`) cannot change the result."""
     found = []  # (number, weight of the words it shares with the message, covered ** COVER_EXP)
-    tokens, starts, repeats = index.phrasing_tokens, index.phrasing_starts, index.repeats
     weights = index.phrasing_weights
-    for number in index.entry_phrasings[entry]:
-        distinct = repeats.get(number) or tokens[starts[number]:starts[number + 1]]
+    for number, distinct in index.rows(entry):
         shared = sum(map(known.get, distinct, _ZEROS))
         if shared > 0:
             found.append((number, shared, (shared / weights[number]) ** COVER_EXP))
@@ -501,7 +525,7 @@ def _finish(index: Index, number: int, score: float, pairs: frozenset[tuple[int,
     tokens = index.tokens_of(number)
     if not pairs.isdisjoint(itertools.pairwise(tokens)):
         score += 0.03
-    ratio: float = fuzz.ratio(folded, " ".join(map(index.vocabulary.__getitem__, tokens)))
+    ratio: float = fuzz.ratio(folded, index.text_of(number))
     score += 0.05 * (ratio / 100.0 - 0.5)
     return max(0.0, min(1.0, score))
 

@@ -181,6 +181,9 @@ class Lexicon:
     _pieces: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]] = field(
         default_factory=dict, compare=False, repr=False)
     _joins: dict[tuple[str, ...], str | None] = field(default_factory=dict, compare=False, repr=False)
+    # The words of JOIN_MIN letters or more by length, most frequent first, and each word's place by frequency.
+    long_words: Mapping[int, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    rank: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def analyse(self, text: str) -> Analysis:
         """Fold, repair typos, apply synonyms, stem and drop filler."""
@@ -189,11 +192,13 @@ class Lexicon:
         common = frozenset(stem(w) for w in content if (self.frequency(w) or 0) >= COMMON_WORD)
         return Analysis(tuple(replaced), tokens, tuple(repairs), common)
 
-    def tokens(self, text: str) -> tuple[str, ...]:
-        """analyse(text).tokens, without working out which words are common English."""
-        return tuple(map(stem, self._content(text)[1]))
+    def tokens(self, text: str, near_joins: bool = True) -> tuple[str, ...]:
+        """analyse(text).tokens, without working out which words are common English. Without `near_joins`, split
+        words are only joined when they spell a knowledge-base word exactly (see _join_split): building the index
+        normalises hundreds of thousands of phrasings, which staff write with care."""
+        return tuple(map(stem, self._content(text, near_joins)[1]))
 
-    def _content(self, text: str) -> tuple[list[str], list[str], list[tuple[str, str]]]:
+    def _content(self, text: str, near_joins: bool = True) -> tuple[list[str], list[str], list[tuple[str, str]]]:
         """The words after typo repair and synonyms, those of them that are not filler, and the repairs made."""
         words: list[str] = []
         folded: list[str] = []
@@ -208,7 +213,7 @@ class Lexicon:
             if known[1]:
                 repairs += known[1]
         if len(folded) > 1:
-            words = self._join_split(folded, words, repairs)
+            words = self._join_split(folded, words, repairs, near_joins)
         replaced = self.apply_synonyms(words)
         return replaced, [word for word in replaced if word not in FILLER], repairs
 
@@ -227,20 +232,27 @@ class Lexicon:
             self._pieces[piece] = known
         return known
 
-    def _join_split(self, folded: list[str], words: list[str], repairs: list[tuple[str, str]]) -> list[str]:
+    def _join_split(self, folded: list[str], words: list[str], repairs: list[tuple[str, str]],
+                    near_joins: bool) -> list[str]:
         """The words with a long word split in pieces joined again, as voice typing and phone keyboards split
         them: "hep a rin" is heparin, "inter ventional radio logist" an interventional radiologist, "new mo
         thorax" a pneumothorax. A run of two to four words joins when one of them is neither a knowledge-base word
         nor filler and together they spell a knowledge-base word; or, when at least half of them are such
         fragments, a misspelling of one (see _joined)."""
-        out: list[str] = []
         vocabulary = self.vocabulary
+        # A piece of a split word is unknown to the knowledge base; in a message, also short ("mo", "hep") or no
+        # English word ("rin", "scopy"): "husband" and "friday" are unknown too, but whole.
+        fragments = [word not in vocabulary and word not in FILLER and word.isalpha()
+                     and (not near_joins or len(word) <= 5 or not self.frequency(word)) for word in folded]
+        if not any(fragments):  # the usual case
+            return words
+        out: list[str] = []
         i, count = 0, len(folded)
         while i < count:
             for size in (4, 3, 2):
                 run = tuple(folded[i:i + size])
-                if len(run) == size and any(word not in vocabulary and word not in FILLER for word in run):
-                    joined = self._joined(run)
+                if len(run) == size and any(fragments[i:i + size]):
+                    joined = self._joined(run, near_joins)
                     if joined is not None:
                         out.append(joined)
                         repairs.append((" ".join(run), joined))
@@ -251,25 +263,35 @@ class Lexicon:
                 i += 1
         return out
 
-    def _joined(self, run: tuple[str, ...]) -> str | None:
-        if run in self._joins:
-            return self._joins[run]
+    def _joined(self, run: tuple[str, ...], near_joins: bool) -> str | None:
+        key = (*run, "") if near_joins else run  # the two kinds of result are kept apart
+        if key in self._joins:
+            return self._joins[key]
         joined = "".join(run)
         found = None
         if len(joined) >= JOIN_MIN and joined.isalpha():
             if joined in self.vocabulary:
                 found = joined
-            elif (len(joined) >= JOIN_MIN + 1 and not self.frequency(joined)
+            elif (near_joins and len(joined) >= JOIN_MIN + 1 and not self.frequency(joined)
                   and 2 * sum(word not in self.vocabulary and word not in FILLER for word in run) >= len(run)):
                 # A misspelling only of an uncommon word with the same ending: "new mo thorax" is pneumothorax,
                 # but "go runing" is not "morning", nor "is planned" "implanted".
-                better = self.repair(joined)
-                if (better is not None and len(better) >= JOIN_MIN and better not in run
+                better = self._near_long_word(joined)
+                if (better is not None and better not in run
                         and better[-3:] == joined[-3:] and self.frequency(better) < COMMON_WORD):
                     found = better
         if len(self._joins) < 50_000:
-            self._joins[run] = found
+            self._joins[key] = found
         return found
+
+    def _near_long_word(self, word: str) -> str | None:
+        """The most frequent knowledge-base word of JOIN_MIN letters or more within two edits of `word`: what
+        repair() would find for it, among only the words of about its length."""
+        size = len(word)
+        candidates = [w for length in range(size - 2, size + 3) for w in self.long_words.get(length, ())]
+        found = process.extract(word, candidates, scorer=OSA.distance, score_cutoff=2, limit=8)
+        best = min(found, key=lambda hit: (hit[1], self.rank[hit[0]]), default=None)
+        return None if best is None else best[0]
 
     def apply_synonyms(self, words: list[str]) -> list[str]:
         """Replace each patient variant (longest first) with the knowledge base's own word."""
@@ -387,4 +409,10 @@ def build_lexicon(synonyms: Iterable[tuple[str, Iterable[str]]], texts: Iterable
     starts = {word: tuple(sorted(found, reverse=True)) for word, found in sizes.items()}
     singles = frozenset(key[0] for key in table if len(key) == 1)
     openers = frozenset((key[0], key[1]) for key in table if len(key) > 1)
-    return Lexicon(table, longest, vocabulary, by_frequency, english_frequency, starts, singles, openers)
+    long_words: dict[int, list[str]] = {}
+    for word in by_frequency:
+        if len(word) >= JOIN_MIN and word.isalpha():
+            long_words.setdefault(len(word), []).append(word)
+    rank = {word: number for number, word in enumerate(by_frequency) if len(word) >= JOIN_MIN}
+    return Lexicon(table, longest, vocabulary, by_frequency, english_frequency, starts, singles, openers,
+                   long_words={size: tuple(words) for size, words in long_words.items()}, rank=rank)
