@@ -150,19 +150,24 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
     if talk is not None or len(message) > _TALK_STORY_CHARS:
         return talk
     found: tuple[str, str] | None = None
+    talk_asked = False  # whether the part before was a small-talk question ("who made you?")
     for clause, asks in clause_parts(message):
         pieces = [piece for piece in clause.split(",") if piece.strip()]
         for number, piece in enumerate(pieces):
             # A part that asks is small talk only when it starts as small talk ("am I talking to a real person or
             # a computer?"), not when it merely holds a small-talk word ("how soon can they start using it?").
-            asking = (asks and number == len(pieces) - 1) or starts_asking(piece) or bool(_ASKING_WORD.search(piece))
-            talk = _talk(brain, piece, leading=asking)
+            marked = asks and number == len(pieces) - 1
+            worded = starts_asking(piece) or bool(_ASKING_WORD.search(piece))
+            talk = _talk(brain, piece, leading=marked or worded)
             if talk is not None:
                 found = found or talk
-            elif _HERE.search(piece):  # "sickle cell mum here": the writer says who they are
-                continue
-            elif asking or _answers(brain, piece):
+            elif _HERE.search(piece) or _ROLE.match(fold(piece)):
+                pass  # the writer says who they are: "sickle cell mum here", "I'm an oncology nurse and..."
+            elif marked and not worded and talk_asked:
+                pass  # a guess that goes on asking the bot: "Who made you? The hospital?"
+            elif marked or worded or _answers(brain, piece):
                 return None  # a question, or a part the guide answers ("risks. thanks in advance")
+            talk_asked = talk is not None and (marked or worded)
     return found
 
 
@@ -236,6 +241,7 @@ _ASKING_WORD = re.compile(r"\b(?:what|whats|how|why|when|where|which|wat|wot)\b"
                           r"(?!\s+(?:i|you|youre|he|she|they|theyre|we|it|im)\b)", re.IGNORECASE)
 _HERE = re.compile(r"\b(?:mum|mom|mam|dad|mother|father|parent|wife|husband|partner|carer|caregiver|patient|"
                    r"daughter|son|nurse|grandma|grandad)\s+here\s*$", re.IGNORECASE)
+_ROLE = re.compile(r"(?:hi |hello |hey )?(?:i am|im) (?:a|an) (?!(?:bit|little|tad|lot)\b)")
 _OPENING = re.compile(r" (?:(?:and|so|ok|okay|oh|well|also) )*")
 _INTRODUCES = re.compile(r"(?:i|im|ive|i am|i have|we|we are|my|just|asking|writing|this is|it is|its|it|that)\b")
 # Words that add nothing to small talk: "thanks, that's really helpful", "what can you help me with".

@@ -31,7 +31,8 @@ FLOORS = {"patients.yaml": 0.99, "holdout.yaml": 0.98, "safety.yaml": 0.96, "fin
           "blind-i.yaml": 0.95, "blind-j.yaml": 0.95, "blind-k.yaml": 0.96, "blind-l.yaml": 0.92,
           "blind-m.yaml": 0.95, "blind-n.yaml": 0.94, "blind-o.yaml": 0.92, "blind-p.yaml": 0.93,
           "blind-q.yaml": 0.96, "blind-r.yaml": 0.95, "blind-s.yaml": 0.98, "blind-t.yaml": 0.88,
-          "blind-w.yaml": 0.92, "blind-x.yaml": 0.95}
+          "blind-w.yaml": 0.92, "blind-x.yaml": 0.95, "blind-u.yaml": 0.84, "blind-v.yaml": 0.91,
+          "blind-y.yaml": 0.87, "blind-z.yaml": 0.83}
 
 
 @pytest.fixture(scope="module")
