@@ -177,6 +177,7 @@ def build_index(kb: KnowledgeBase) -> Index:
     phrasing_weights = array("d", (
         sum(map(by_number.__getitem__, repeats.get(n) or token_array[start_array[n]:start_array[n + 1]]))
         for n in range(len(texts_of))))
+    lexicon.forget()  # the pieces of 300 000 phrasings are not what messages will hold
     return Index(lexicon, tuple(d[0] for d in documents), tuple(d[1] for d in documents), vocabulary, numbers,
                  tuple(texts_of), entries_of, token_array, start_array, repeats,
                  phrasing_weights, weights, _idf(total, 0), tuple(counts), tuple(sum(c.values()) for c in counts),

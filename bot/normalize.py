@@ -185,6 +185,11 @@ class Lexicon:
     long_words: Mapping[int, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
     rank: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
+    def forget(self) -> None:
+        """Empty the caches of pieces of text and joined words (they refill as messages come)."""
+        self._pieces.clear()
+        self._joins.clear()
+
     def analyse(self, text: str) -> Analysis:
         """Fold, repair typos, apply synonyms, stem and drop filler."""
         replaced, content, repairs = self._content(text)
