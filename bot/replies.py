@@ -142,10 +142,10 @@ def _answer_reply(brain: Brain, entry: Entry, score: float | None, decision: Dec
 
 def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
     """Small talk: a short message that is small talk through and through (_talk), or a longer one in which some
-    part is small talk and no other part asks anything or names a topic of the guide: "Hi there. I'm a bit of a
-    nervous wreck, so I thought I'd ask here first.", "Who made you? I want to know whether I can trust you.",
-    "Goodbye, and thanks again, I feel a bit more ready for Thursday." ("Hi. Can I swim?" asks; "Thanks. I'm still
-    worried about the risks." names a topic: both go on to the knowledge base.)"""
+    part is small talk and no other part asks anything or is something the guide answers (_answers): "Hi there.
+    I'm a bit of a nervous wreck, so I thought I'd ask here first.", "Who made you? I want to know whether I can
+    trust you.", "Goodbye, and thanks again, I feel a bit more ready for Thursday." ("Hi. Can I swim?" asks;
+    "Thanks. I'm still worried about the risks." is answered: both go on to the knowledge base.)"""
     talk = _talk(brain, message)
     if talk is not None or len(message) > _TALK_STORY_CHARS:
         return talk
