@@ -173,13 +173,12 @@ def build_index(kb: KnowledgeBase) -> Index:
             entry_postings[token].append(number)
     vocabulary = tuple(numbers)
     by_number = [weights[token] for token in vocabulary]
-    token_array, start_array = token_rows, starts
     phrasing_weights = array("d", (
-        sum(map(by_number.__getitem__, repeats.get(n) or token_array[start_array[n]:start_array[n + 1]]))
+        sum(map(by_number.__getitem__, repeats.get(n) or token_rows[starts[n]:starts[n + 1]]))
         for n in range(len(texts_of))))
     lexicon.forget()  # the pieces of 300 000 phrasings are not what messages will hold
     return Index(lexicon, tuple(d[0] for d in documents), tuple(d[1] for d in documents), vocabulary, numbers,
-                 tuple(texts_of), entries_of, token_array, start_array, repeats,
+                 tuple(texts_of), entries_of, token_rows, starts, repeats,
                  phrasing_weights, weights, _idf(total, 0), tuple(counts), tuple(sum(c.values()) for c in counts),
                  {t: tuple(e) for t, e in entry_postings.items()}, tuple(to_score), _idf(total, 1),
                  max(doc_freq, key=lambda token: (doc_freq[token], token), default=""))
@@ -557,7 +556,6 @@ def _decide(ranked: tuple[Candidate, ...], settings: Matching, tokens: tuple[str
 def phrasing_conflicts(index: Index, settings: Matching) -> list[tuple[str, str, str, float, float]]:
     """Phrasings that now match another entry (or a known gap) better than their own entry:
     (entry, phrasing, other, own score, other score)."""
-    loose = Matching(0.0, 0.0, 0.0, settings.max_candidates + 4)
     out: list[tuple[str, str, str, float, float]] = []
     for text, entry in zip(index.phrasing_texts, index.phrasing_entries, strict=True):
         own = index.entry_ids[entry]
@@ -575,5 +573,4 @@ def phrasing_conflicts(index: Index, settings: Matching) -> list[tuple[str, str,
         own_score = ranked.get(entry, (0.0, 0))[0]
         if best_score >= own_score:
             out.append((own, text, index.entry_ids[best_entry], round(own_score, 3), round(best_score, 3)))
-    del loose
     return out
