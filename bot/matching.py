@@ -5,10 +5,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import operator
 import re
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -49,6 +50,15 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class Rows:
+    """An entry's phrasings to score (by number) and, for each token, the places in `numbers` of those holding
+    it: a message's words then add their weight to just the phrasings that have them."""
+
+    numbers: tuple[int, ...]
+    places: Mapping[int, tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True)
 class Index:
     """The knowledge base prepared for matching: normalised phrasings, word weights and an inverted index.
 
@@ -82,8 +92,7 @@ class Index:
     # Filled while answering, for speed: an entry's phrasings to score as (number, distinct token numbers), and a
     # phrasing's tokens as text. Bounded, so a guide of 10 000 entries keeps only the entries and phrasings most
     # asked about.
-    _rows: dict[int, tuple[tuple[int, tuple[int, ...]], ...]] = field(default_factory=dict, compare=False,
-                                                                       repr=False)
+    _rows: dict[int, Rows] = field(default_factory=dict, compare=False, repr=False)
     _texts: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
 
     def weight(self, token: str) -> float:
@@ -97,11 +106,16 @@ class Index:
         """A phrasing's token numbers without repeats."""
         return self.repeats.get(number) or self.tokens_of(number)
 
-    def rows(self, entry: int) -> tuple[tuple[int, tuple[int, ...]], ...]:
-        """The entry's phrasings to score, each as (number, distinct token numbers)."""
+    def rows(self, entry: int) -> Rows:
+        """The entry's phrasings to score, and for each of their tokens the places of the phrasings holding it."""
         found = self._rows.get(entry)
         if found is None:
-            found = tuple((number, tuple(self.distinct_of(number))) for number in self.entry_phrasings[entry])
+            numbers = tuple(self.entry_phrasings[entry])
+            places: dict[int, list[int]] = {}
+            for place, number in enumerate(numbers):
+                for token in self.distinct_of(number):
+                    places.setdefault(token, []).append(place)
+            found = Rows(numbers, {token: tuple(at) for token, at in places.items()})
             if len(self._rows) < _ROWS_KEPT:
                 self._rows[entry] = found
         return found
@@ -395,22 +409,24 @@ def _rank(index: Index, tokens: tuple[str, ...], factor: float, common: frozense
     likely = [(entry, value) for entry, value in enumerate(overlap) if value >= cut and value > 0]
     shortlist = sorted(likely, key=lambda item: (-item[1], item[0]))[:SHORTLIST]
     best: dict[int, tuple[float, int]] = {}
+    beaten = []  # entries that cannot beat their floor here: not scored, but weighed by the naive Bayes step
     for entry, inside in shortlist:
         outside = _outside(index, index.entry_counts[entry], message_set, common)
         floor = floors[entry][0] if floors and entry in floors else 0.0
+        # The most an entry can score: every phrasing fully covered, explaining at most `inside` of the message.
+        if floor > 0 and factor * (min(1.0, inside / (inside + outside)) ** EXPLAIN_EXP + _FINISH_MOST) < floor:
+            beaten.append(entry)
+            continue
         hit = _entry_best(index, entry, known_numbers, message_pairs, inside, outside, folded, factor, floor)
         if hit[1] >= 0:
             best[entry] = hit
     if NB_SHARE and best:
-        posterior = _posterior(index, message_set, best)
+        posterior = _posterior(index, message_set, [*best, *beaten])
         peak = max(posterior.values())
         for entry, (score, number) in best.items():
             if score < factor * EXACT:  # a message that is word for word a phrasing is that entry's question
                 best[entry] = (score * (1 - NB_SHARE + NB_SHARE * posterior[entry] / peak), number)
     return best
-
-
-_ZEROS = itertools.repeat(0.0)  # the default for every token a phrasing does not share with the message
 
 
 def _entry_best(index: Index, entry: int, known: Mapping[int, float], pairs: frozenset[tuple[int, int]],
@@ -422,51 +438,54 @@ def _entry_best(index: Index, entry: int, known: Mapping[int, float], pairs: fro
     and wording in common (_finish). `inside` is the weight of the message words the entry knows, `outside` the
     penalty for the others.
 
-    The result is that of scoring the phrasings in order, the first of equal scores winning, but fewer are
-    scored in full: the phrasing that covers most of its own words is scored first, the entry will score at
-    least that, and a phrasing that cannot reach it (nor `floor`) cannot change the result."""
-    found = []  # (number, weight of the words it shares with the message, covered ** COVER_EXP)
+    The result is that of scoring every phrasing, the first of equal scores winning, but fewer are scored in
+    full: the phrasing that covers most of its own words is scored first, the entry will score at least that,
+    and a phrasing that cannot reach it (nor `floor`) cannot change the result."""
+    rows = index.rows(entry)
+    sums = [0.0] * len(rows.numbers)  # each phrasing's weight of the words it shares with the message
+    places = rows.places
+    for token, weight in known.items():  # in the message's order, so every process sums alike
+        for place in places.get(token, ()):
+            sums[place] += weight
     weights = index.phrasing_weights
-    for number, distinct in index.rows(entry):
-        shared = sum(map(known.get, distinct, _ZEROS))
-        if shared > 0:
-            found.append((number, shared, (shared / weights[number]) ** COVER_EXP))
+    numbers = rows.numbers
+    # (number, weight of the words it shares with the message, the share of its own weight that is)
+    found = [(numbers[place], shared, shared / weights[numbers[place]]) for place, shared in enumerate(sums)
+             if shared > 0]
     if not found:
         return 0.0, -1
     whole = inside + outside
-
-    def base(shared: float, reach: float) -> float:
-        explained = (shared + VOCAB_CREDIT * (inside - shared)) / whole
-        part: float = min(1.0, explained) ** EXPLAIN_EXP
-        return reach * part
-
-    first, shared, reach = max(found, key=lambda item: item[2])
-    guess = factor * _finish(index, first, base(shared, reach), pairs, folded)
+    # Most covered first (a stable sort: phrasing order among equals). Once a phrasing's coverage, plus the most
+    # that _finish adds, cannot reach what the entry surely scores, no later one can: the rest are not scored.
+    found.sort(key=_COVERED, reverse=True)
+    first_number, shared, covered = found[0]
+    reach = covered ** COVER_EXP
+    explained = min(1.0, (shared + VOCAB_CREDIT * (inside - shared)) / whole)
+    guess = factor * _finish(index, first_number, reach * explained ** EXPLAIN_EXP, pairs, folded)
+    top, top_number = (guess, first_number) if guess > 0 else (0.0, -1)
     sure = max(guess, floor)
-    top, top_number = 0.0, -1
-    for number, shared, reach in found:
-        if number == first:
-            score = guess
-        else:
-            # _finish adds at most 0.055 to the base score, which is at most `reach`.
-            if reach + 0.055 <= top / factor:  # cannot beat this entry's best phrasing so far
-                continue
-            # Skipping more is safe once the entry surely has a score, which puts it among the candidates that
-            # the naive Bayes step weighs against each other. The margin is far above rounding, so that what is
-            # skipped would surely not have counted.
-            need = max(top, sure) / factor - 1e-9 if top_number >= 0 or guess > 0 else 0.0
-            if reach + 0.055 <= need:
-                continue
-            start = base(shared, reach)
-            if start + 0.055 <= need:
-                continue
-            score = factor * _finish(index, number, start, pairs, folded)
-        if score > top:
+    most = min(1.0, inside / whole) ** EXPLAIN_EXP  # `explained` is at most inside / whole, shared at most inside
+    for number, shared, covered in itertools.islice(found, 1, None):
+        reach = covered ** COVER_EXP
+        # A margin far above rounding, so that what is passed over would surely not have counted, nor tied.
+        need = max(top, sure) / factor - 1e-9 if top_number >= 0 else 0.0
+        if reach * most + _FINISH_MOST < need:
+            break
+        explained = min(1.0, (shared + VOCAB_CREDIT * (inside - shared)) / whole)
+        start = reach * explained ** EXPLAIN_EXP
+        if start + _FINISH_MOST < need:
+            continue
+        score = factor * _finish(index, number, start, pairs, folded)
+        if score > top or (score == top and score > 0 and number < top_number):  # the first of equals wins
             top, top_number = score, number
     return top, top_number
 
 
-def _posterior(index: Index, message: tuple[str, ...], entries: Mapping[int, object]) -> dict[int, float]:
+_COVERED = operator.itemgetter(2)
+_FINISH_MOST = 0.055  # the most that _finish adds to a base score: 0.03 for a word pair, 0.025 for wording
+
+
+def _posterior(index: Index, message: tuple[str, ...], entries: Iterable[int]) -> dict[int, float]:
     """How likely each candidate entry is to have produced the message's known words, judging by how often
     each word occurs across all of that entry's phrasings (multinomial naive Bayes, smoothed)."""
     known = [t for t in message if t in index.weights]

@@ -158,6 +158,7 @@ class Analysis:
     common: frozenset[str] = frozenset()  # tokens whose word is very common in general English
 
 
+ANALYSED_KEPT = 4_096  # texts (a few MB at most: texts are cut to MAX_MATCH_CHARS)
 JOIN_MIN = 7  # a joined word is at least this long: "in to" and "any way" stay as they are
 
 
@@ -181,26 +182,41 @@ class Lexicon:
     _pieces: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...], tuple[str, ...]]] = field(
         default_factory=dict, compare=False, repr=False)
     _joins: dict[tuple[str, ...], str | None] = field(default_factory=dict, compare=False, repr=False)
+    # Whole texts already analysed: the matcher reads a long message's clauses several times (to split it, to
+    # find which clause names a topic, to score it), and the same short questions come again and again.
+    _analysed: dict[str, Analysis] = field(default_factory=dict, compare=False, repr=False)
     # The words of JOIN_MIN letters or more by length, most frequent first, and each word's place by frequency.
     long_words: Mapping[int, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
     rank: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # The last three letters of those words, and for each the lengths of the words ending so.
+    endings: Mapping[str, frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
 
     def forget(self) -> None:
         """Empty the caches of pieces of text and joined words (they refill as messages come)."""
         self._pieces.clear()
         self._joins.clear()
+        self._analysed.clear()
 
     def analyse(self, text: str) -> Analysis:
         """Fold, repair typos, apply synonyms, stem and drop filler."""
-        replaced, content, repairs = self._content(text)
-        tokens = tuple(map(stem, content))
-        common = frozenset(stem(w) for w in content if (self.frequency(w) or 0) >= COMMON_WORD)
-        return Analysis(tuple(replaced), tokens, tuple(repairs), common)
+        text = text[:MAX_MATCH_CHARS]
+        found = self._analysed.get(text)
+        if found is None:
+            replaced, content, repairs = self._content(text)
+            tokens = tuple(map(stem, content))
+            common = frozenset(stem(w) for w in content if (self.frequency(w) or 0) >= COMMON_WORD)
+            found = Analysis(tuple(replaced), tokens, tuple(repairs), common)
+            if len(self._analysed) >= ANALYSED_KEPT:
+                self._analysed.clear()  # the messages of the last while are what is asked again
+            self._analysed[text] = found
+        return found
 
     def tokens(self, text: str, near_joins: bool = True) -> tuple[str, ...]:
-        """analyse(text).tokens, without working out which words are common English. Without `near_joins`, split
-        words are only joined when they spell a knowledge-base word exactly (see _join_split): building the index
-        normalises hundreds of thousands of phrasings, which staff write with care."""
+        """analyse(text).tokens. Without `near_joins`, split words are only joined when they spell a knowledge-base
+        word exactly (see _join_split), and nothing is kept: building the index normalises hundreds of thousands
+        of phrasings, which staff write with care and are read once."""
+        if near_joins:
+            return self.analyse(text).tokens
         return tuple(map(stem, self._content(text, near_joins)[1]))
 
     def _content(self, text: str, near_joins: bool = True) -> tuple[list[str], list[str], list[tuple[str, str]]]:
@@ -280,8 +296,11 @@ class Lexicon:
             elif (near_joins and len(joined) >= JOIN_MIN + 1 and not self.frequency(joined)
                   and 2 * sum(word not in self.vocabulary and word not in FILLER for word in run) >= len(run)):
                 # A misspelling only of an uncommon word with the same ending: "new mo thorax" is pneumothorax,
-                # but "go runing" is not "morning", nor "is planned" "implanted".
-                better = self._near_long_word(joined)
+                # but "go runing" is not "morning", nor "is planned" "implanted". (With no word of about its
+                # length ending so, there is nothing to look for.)
+                lengths = self.endings.get(joined[-3:], frozenset())
+                near = any(abs(length - len(joined)) <= 2 for length in lengths)
+                better = self._near_long_word(joined) if near else None
                 if (better is not None and better not in run
                         and better[-3:] == joined[-3:] and self.frequency(better) < COMMON_WORD):
                     found = better
@@ -419,5 +438,10 @@ def build_lexicon(synonyms: Iterable[tuple[str, Iterable[str]]], texts: Iterable
         if len(word) >= JOIN_MIN and word.isalpha():
             long_words.setdefault(len(word), []).append(word)
     rank = {word: number for number, word in enumerate(by_frequency) if len(word) >= JOIN_MIN}
+    endings: dict[str, set[int]] = {}
+    for size, words in long_words.items():
+        for word in words:
+            endings.setdefault(word[-3:], set()).add(size)
     return Lexicon(table, longest, vocabulary, by_frequency, english_frequency, starts, singles, openers,
-                   long_words={size: tuple(words) for size, words in long_words.items()}, rank=rank)
+                   long_words={size: tuple(words) for size, words in long_words.items()}, rank=rank,
+                   endings={ending: frozenset(sizes) for ending, sizes in endings.items()})
