@@ -32,7 +32,7 @@ from bot.yamlfile import Problem
 log = logging.getLogger("portbot.prepared")
 
 FORMAT = 1  # raise when the layout of the prepared file changes
-LIBRARIES = ("PyYAML", "rapidfuzz", "snowballstemmer", "pyspellchecker")
+LIBRARIES = ("PyYAML", "rapidfuzz", "snowballstemmer", "PyStemmer", "pyspellchecker")
 CODE = Path(__file__).resolve().parent
 _MAGIC = b"PORTBOT-PREPARED"
 _HEADER = len(_MAGIC) + 1 + 64 + 1 + 16 + 1 + 64 + 1  # magic, key, payload size, payload sha256, newline
