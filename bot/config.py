@@ -36,7 +36,7 @@ class Matching:
 
     answer: float = 0.4
     clarify: float = 0.4
-    margin: float = 0.08
+    margin: float = 0.07
     max_candidates: int = 3
 
 
