@@ -32,7 +32,8 @@ FLOORS = {"patients.yaml": 0.99, "holdout.yaml": 1.0, "safety.yaml": 1.0, "final
           "blind-n.yaml": 0.97, "blind-o.yaml": 0.99, "blind-p.yaml": 0.96, "blind-q.yaml": 1.0,
           "blind-r.yaml": 0.98, "blind-s.yaml": 0.99, "blind-t.yaml": 0.93, "blind-w.yaml": 0.96,
           "blind-x.yaml": 0.99, "blind-u.yaml": 0.93, "blind-v.yaml": 0.96, "blind-y.yaml": 0.95,
-          "blind-z.yaml": 0.89, "blind-aa.yaml": 0.96, "blind-ab.yaml": 0.95}
+          "blind-z.yaml": 0.89, "blind-aa.yaml": 0.96, "blind-ab.yaml": 0.95, "blind-ac.yaml": 0.98,
+          "blind-ad.yaml": 0.92}
 
 
 @pytest.fixture(scope="module")
