@@ -231,7 +231,10 @@ def _cut_short(folded: str) -> str:
 
 
 # Text-speak spelled out in small talk (matching has its own synonyms).
-_TEXT_SPEAK = {"u": "you", "r": "are", "ur": "your", "ya": "you", "yu": "you", "pls": "please", "plz": "please"}
+_TEXT_SPEAK = {"u": "you", "r": "are", "ur": "your", "ya": "you", "yu": "you", "pls": "please", "plz": "please",
+               # and words that say the same to small talk: "am I talking to an actual nurse?"
+               "an": "a", "actual": "real", "genuine": "real", "proper": "real", "speaking": "talking",
+               "chatting": "talking"}
 _TRAILING = re.compile(r"([a-z])\1+$")
 _DRAWN_OUT = re.compile(r"([a-z])\1{2,}")
 _STORY = frozenset(map(stem, STORY_WORDS))
