@@ -89,7 +89,7 @@ class Index:
     entry_phrasings: tuple[array[int], ...]
     top_weight: float = 0.0  # the weight of a word only one entry uses
     subject: str = ""  # the word most entries use: what the guide is about ("port")
-    # Filled while answering, for speed: an entry's phrasings to score as (number, distinct token numbers), and a
+    # Filled while answering, for speed: an entry's phrasings to score with their tokens' places (Rows), and a
     # phrasing's tokens as text. Bounded, so a guide of 10 000 entries keeps only the entries and phrasings most
     # asked about.
     _rows: dict[int, Rows] = field(default_factory=dict, compare=False, repr=False)

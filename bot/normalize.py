@@ -192,7 +192,7 @@ class Lexicon:
     endings: Mapping[str, frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
 
     def forget(self) -> None:
-        """Empty the caches of pieces of text and joined words (they refill as messages come)."""
+        """Empty the caches of pieces of text, joined words and analysed texts (they refill as messages come)."""
         self._pieces.clear()
         self._joins.clear()
         self._analysed.clear()

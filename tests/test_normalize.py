@@ -35,3 +35,17 @@ def test_fold_is_idempotent_and_plain(text: str) -> None:
     once = fold(text)
     assert fold(once) == once
     assert all(ch.isalnum() or ch in ". " for ch in once)
+
+
+def test_analysed_texts_are_kept_the_same_and_bounded(brain: Brain) -> None:
+    """A text analysed again gives the same analysis, and the kept texts never outgrow ANALYSED_KEPT, however many
+    different messages come (a long-running bot must not grow with its traffic)."""
+    from bot.normalize import ANALYSED_KEPT
+
+    lexicon = brain.index.lexicon
+    first = lexicon.analyse("can i swimm with my port")
+    for number in range(ANALYSED_KEPT + 10):
+        lexicon.analyse(f"message number {number} about my port")
+        assert len(lexicon._analysed) <= ANALYSED_KEPT
+    assert lexicon.analyse("can i swimm with my port") == first
+    assert lexicon.tokens("can i swimm with my port") == first.tokens
