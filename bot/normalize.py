@@ -364,20 +364,63 @@ class Lexicon:
         return best
 
 
-@functools.cache
-def english_words() -> tuple[frozenset[str], frozenset[str]]:
+class EnglishWords:
     """The words of pyspellchecker's English word list, and those of them that are very common in general text.
     Typo repair leaves English words alone, and matching counts a very common word that the knowledge base does
     not know less against an answer than a rare one: "normally" or "leave" seldom name a topic, "tattoo" or
-    "anaesthetic" do. Two sets hold all that is ever asked, in half the memory of the word counts."""
-    counts = _word_counts()
-    words = frozenset(word for word in counts if word.isalpha())
-    return words, frozenset(word for word in words if int(counts[word]) >= COMMON_WORD)
+    "anaesthetic" do.
+
+    The 128 000 words are kept run together as UTF-8, one string of bytes for each byte length and first two bytes,
+    and found with bytes.find at a multiple of the length: under 2 MB, where a set of them held 12 MB (and took
+    three times that while it was built from the list), which counts against a large guide's memory. A look-up
+    takes about a microsecond."""
+
+    __slots__ = ("_common", "_rows", "_size")
+
+    def __init__(self, pairs: Iterable[tuple[str, int]]) -> None:
+        rows: dict[tuple[int, bytes], bytearray] = {}
+        common: list[str] = []
+        size = 0
+        for word, count in pairs:
+            if word.isalpha():
+                data = word.encode()
+                key = (len(data), data[:2])
+                row = rows.get(key)
+                if row is None:
+                    row = rows[key] = bytearray()
+                row += data
+                size += 1
+                if count >= COMMON_WORD:
+                    common.append(word)
+        self._rows = {key: bytes(row) for key, row in rows.items()}
+        self._common = frozenset(common)
+        self._size = size
+
+    def __contains__(self, word: object) -> bool:
+        if not isinstance(word, str) or not word:
+            return False
+        data = word.encode(errors="replace")
+        size = len(data)
+        row = self._rows.get((size, data[:2]))
+        if row is None:
+            return False
+        at = row.find(data)
+        while at >= 0:
+            if at % size == 0:
+                return True
+            at = row.find(data, at + 1)
+        return False
+
+    def __len__(self) -> int:
+        return self._size
+
+    def common(self, word: str) -> bool:
+        return word in self._common
 
 
-def _word_counts() -> Mapping[str, int]:
-    """How often each word of the list occurs, lower-cased the way pyspellchecker's SpellChecker reads it. Read
-    straight from the list it ships: building a SpellChecker would take twice as long, for indexes never used."""
+@functools.cache
+def english_words() -> EnglishWords:
+    """The English word list, read once per process (about 0.3 s) on first use."""
     try:
         data = pkgutil.get_data("spellchecker", "resources/en.json.gz")
     except OSError:
@@ -385,22 +428,49 @@ def _word_counts() -> Mapping[str, int]:
     if data is None:  # a pyspellchecker that keeps its list elsewhere
         from spellchecker import SpellChecker
 
-        return SpellChecker(distance=1).word_frequency.dictionary
-    raw: dict[str, int] = json.loads(gzip.decompress(data).decode("utf-8"))
-    if any(word != word.lower() for word in raw):  # add up the counts of words that differ only in case
-        summed: Counter[str] = Counter()
-        for word, count in raw.items():
-            summed[word.lower()] += count
-        return summed
-    return raw
+        return EnglishWords(_summed(SpellChecker(distance=1).word_frequency.dictionary.items()))
+    text = gzip.decompress(data)
+    seen = _Seen()
+    words = EnglishWords(seen.pairs(text))
+    if seen.count != text.count(b":") or seen.capitals:  # escapes, words in capitals or another layout
+        words = EnglishWords(_summed(json.loads(text).items()))
+    return words
+
+
+# One "word": count pair of the list as pyspellchecker ships it (a JSON object, one pair a line, in UTF-8).
+_PAIR = re.compile(rb'"([^"\\\n]*)": *(\d+)')
+
+
+class _Seen:
+    """Reads the pairs of the shipped list straight from its bytes, one at a time (as one dictionary it would take
+    several times the memory), noting what would make the JSON reader give something else."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.capitals = False
+
+    def pairs(self, text: bytes) -> Iterable[tuple[str, int]]:
+        for found in _PAIR.finditer(text):
+            word = found[1].decode("utf-8")
+            self.count += 1
+            self.capitals = self.capitals or word != word.lower()
+            yield word, int(found[2])
+
+
+def _summed(pairs: Iterable[tuple[str, int]]) -> Iterable[tuple[str, int]]:
+    """Words that differ only in case as one lower-cased word, their counts added up, as SpellChecker reads them."""
+    summed: Counter[str] = Counter()
+    for word, count in pairs:
+        summed[word.lower()] += int(count)
+    return summed.items()
 
 
 def english_frequency(word: str) -> int:
     """COMMON_WORD for a very common English word, 1 for another English word, 0 for anything else. The word
-    list is read on the first call (about 0.1 s, once per process): building a matching index does not need it,
+    list is read on the first call (about 0.3 s, once per process): building a matching index does not need it,
     answering does."""
-    words, common = english_words()
-    return COMMON_WORD if word in common else 1 if word in words else 0
+    words = english_words()
+    return COMMON_WORD if words.common(word) else 1 if word in words else 0
 
 
 def build_lexicon(synonyms: Iterable[tuple[str, Iterable[str]]], texts: Iterable[str]) -> Lexicon:

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.normalize import fold
+from bot.normalize import COMMON_WORD, english_frequency, english_words, fold
 from bot.replies import Brain
 
 CASES = yaml.safe_load((Path(__file__).parent / "cases" / "normalize.yaml").read_text())
@@ -49,3 +49,36 @@ def test_analysed_texts_are_kept_the_same_and_bounded(brain: Brain) -> None:
         assert len(lexicon._analysed) <= ANALYSED_KEPT
     assert lexicon.analyse("can i swimm with my port") == first
     assert lexicon.tokens("can i swimm with my port") == first.tokens
+
+
+def _listed() -> dict[str, int]:
+    """pyspellchecker's English list read the plain way: one JSON dictionary."""
+    import gzip
+    import json
+    import pkgutil
+
+    data = pkgutil.get_data("spellchecker", "resources/en.json.gz")
+    assert data is not None
+    listed: dict[str, int] = json.loads(gzip.decompress(data))
+    return listed
+
+
+def test_the_compact_english_word_list_holds_exactly_the_listed_words() -> None:
+    """Every listed word is found, its near misses (a letter more, less or moved) only when listed themselves, and
+    'very common' agrees with the counts: the run-together rows lose and invent nothing."""
+    listed = _listed()
+    words = english_words()
+    alphabetic = {word for word in listed if word.isalpha()}
+    assert len(words) == len(alphabetic)
+    assert all(word in words for word in alphabetic)
+    near = {variant for word in list(alphabetic)[::7]
+            for variant in (word + "s", word[1:], word[:-1], word[1:] + word[0], word.upper())}
+    assert all((variant in words) == (variant in alphabetic) for variant in near)
+    assert all(words.common(word) == (listed[word] >= COMMON_WORD) for word in alphabetic)
+    assert "" not in words and "a's" not in words and 3 not in words
+
+
+@pytest.mark.parametrize("word, frequency", [("the", COMMON_WORD), ("tattoo", 1), ("abbé", 1), ("portacath", 0),
+                                             ("xqzt", 0)])
+def test_english_frequency(word: str, frequency: int) -> None:
+    assert english_frequency(word) == frequency
