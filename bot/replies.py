@@ -23,11 +23,14 @@ from bot.matching import (
     match,
     starts_asking,
 )
-from bot.normalize import STORY_WORDS, fold, stem
+from bot.normalize import FILLER, STORY_WORDS, fold, stem
 
 Kind = Literal["answer", "clarify", "fallback", "urgent", "chat"]
 _SMALLTALK_RATIO = 88.0
 _TALK_STORY_CHARS = 400  # beyond this, a message with a greeting in it is read as a question
+_TALK_WORDS_MOST = 10  # small talk worded another way is short
+_PLAIN = FILLER | {"what", "whats", "how", "who", "why", "when", "where", "which"}
+_TALKING = frozenset({"talk", "speak", "chat", "doctor"})  # asking who is there: "talking to a robot or a doctor?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,8 @@ class Brain:
     talk_index: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # folded pattern -> (intent, reply)
     # first word of a folded pattern -> the numbers of the patterns starting with it, in order
     talk_starts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    # intent -> every word its patterns use, in the order the intents come in the file
+    talk_words: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 def build_brain(kb: KnowledgeBase, settings: Settings, index: Index | None = None) -> Brain:
@@ -82,8 +87,12 @@ def build_brain(kb: KnowledgeBase, settings: Settings, index: Index | None = Non
     starts: dict[str, list[int]] = {}
     for number, (pattern, _, _) in enumerate(talk):
         starts.setdefault(pattern.split(" ", 1)[0], []).append(number)
+    words: dict[str, set[str]] = {}
+    for pattern, intent, _ in talk:
+        words.setdefault(intent, set()).update(pattern.split())
     return Brain(kb, build_index(kb) if index is None else index, settings, texts, talk,
-                 tuple(item[0] for item in talk), first, {word: tuple(found) for word, found in starts.items()})
+                 tuple(item[0] for item in talk), first, {word: tuple(found) for word, found in starts.items()},
+                 tuple((intent, frozenset(found)) for intent, found in words.items()))
 
 
 def respond(brain: Brain, message: str) -> Reply:
@@ -205,7 +214,7 @@ def _talk(brain: Brain, message: str, leading: bool = False) -> tuple[str, str] 
     talk = [brain.smalltalk[n] for n in numbers]
     found = [(padded.index(f" {p} "), -len(p), p, i, r) for p, i, r in talk if f" {p} " in padded]
     if not found or (leading and min(found)[0] != len(_OPENING.match(padded)[0]) - 1):  # type: ignore[index]
-        return None
+        return _talk_words(brain, folded)
     rest = padded
     for _, _, pattern, _, _ in sorted(found, key=lambda hit: hit[1]):
         rest = rest.replace(f" {pattern} ", " ")
@@ -215,9 +224,34 @@ def _talk(brain: Brain, message: str, leading: bool = False) -> tuple[str, str] 
         return intent, reply
     # A greeting or thanks followed by a statement that asks nothing and names no topic introduces the writer
     # ("hiya, I'm writing for my husband who has a port"); a statement that could be a question does not.
-    if min(found)[0] == 0 and _INTRODUCES.match(rest.strip()) and not asks_or_names(brain.index, rest):
+    if (min(found)[0] == 0 and _INTRODUCES.match(rest.strip()) and not asks_or_names(brain.index, rest)
+            and not _answers(brain, message)):  # "Hello, my GP mentioned a port. What is it used for?" asks
         return intent, reply
-    return None
+    return _talk_words(brain, folded)
+
+
+def _talk_words(brain: Brain, folded: str) -> tuple[str, str] | None:
+    """A short message made only of words that one intent's patterns use, none of them a topic of the guide: small
+    talk worded another way ("real person?", "am I talking to a robot or a nurse"). Of the intents whose words
+    cover it, the one with the closest pattern, words in any order."""
+    words = folded.split()
+    if not words or len(words) > _TALK_WORDS_MOST or all(word in _PLAIN for word in words):
+        return None  # "what is it", "what can I do": a question about something said before, not small talk
+    weights = brain.index.weights
+    for word in words:
+        token = stem(word)
+        if weights.get(token) and token not in _CHATTY and token not in _STORY and token not in _TALKING:
+            return None  # "pain", "port", "start" may be small talk in a pattern, but alone they ask
+    best: tuple[float, str] | None = None
+    for intent, known in brain.talk_words:
+        if known.issuperset(words):
+            patterns = [p for p, i, _ in brain.smalltalk if i == intent]
+            hit = process.extractOne(folded, patterns, scorer=fuzz.token_sort_ratio)
+            if hit is not None and (best is None or hit[1] > best[0]):
+                best = (hit[1], intent)
+    if best is None:
+        return None
+    return next((intent, reply) for _, intent, reply in brain.smalltalk if intent == best[1])
 
 
 def _talk_fold(text: str) -> str:
