@@ -29,7 +29,11 @@ Kind = Literal["answer", "clarify", "fallback", "urgent", "chat"]
 _SMALLTALK_RATIO = 88.0
 _TALK_STORY_CHARS = 400  # beyond this, a message with a greeting in it is read as a question
 _TALK_WORDS_MOST = 10  # small talk worded another way is short
-_PLAIN = FILLER | {"what", "whats", "how", "who", "why", "when", "where", "which"}
+# Words that only build a question ("what is it", "what can I do"): filler and question words, not the small talk
+# that filler also holds ("help?", "bot?", "ok").
+_PLAIN = (FILLER - {"help", "bot", "portbot", "hi", "hello", "hey", "thanks", "thank", "cheers", "sorry", "bother",
+                    "bothering", "ok", "okay", "lol", "haha", "advance"}
+          | {"what", "whats", "how", "who", "why", "when", "where", "which"})
 _TALKING = frozenset({"talk", "speak", "chat", "doctor"})  # asking who is there: "talking to a robot or a doctor?"
 
 
@@ -155,7 +159,9 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
     I'm a bit of a nervous wreck, so I thought I'd ask here first.", "Who made you? I want to know whether I can
     trust you.", "Goodbye, and thanks again, I feel a bit more ready for Thursday." ("Hi. Can I swim?" asks;
     "Thanks. I'm still worried about the risks." is answered: both go on to the knowledge base.)"""
-    talk = _talk(brain, message)
+    # A message led by a question word is small talk only when small talk leads it too ("what can you do?"),
+    # not when it merely holds a small-talk word ("what are the good things about having one?").
+    talk = _talk(brain, message, leading=_WH_LED.match(fold(message)) is not None)
     if talk is not None or len(message) > _TALK_STORY_CHARS:
         return talk
     found: tuple[str, str] | None = None
@@ -279,6 +285,8 @@ _ASKING_WORD = re.compile(r"\b(?:what|whats|how|why|when|where|which|wat|wot)\b"
 _HERE = re.compile(r"\b(?:mum|mom|mam|dad|mother|father|parent|wife|husband|partner|carer|caregiver|patient|"
                    r"daughter|son|nurse|grandma|grandad)\s+here\s*$", re.IGNORECASE)
 _ROLE = re.compile(r"(?:hi |hello |hey )?(?:i am|im) (?:a|an) (?!(?:bit|little|tad|lot)\b)")
+_WH_LED = re.compile(r"(?:(?:so|and|ok|okay|oh|well|hi|hey|hello) )*"
+                     r"(?:what|whats|how|hows|why|when|where|which|wat|wot)\b")
 _OPENING = re.compile(r" (?:(?:and|so|ok|okay|oh|well|also) )*")
 _INTRODUCES = re.compile(r"(?:i|im|ive|i am|i have|we|we are|my|just|asking|writing|this is|it is|its|it|that)\b")
 # Words that add nothing to small talk: "thanks, that's really helpful", "what can you help me with".
