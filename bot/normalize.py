@@ -85,7 +85,7 @@ _CONTRACTIONS = (
     (re.compile(r"'ll\b"), " will"),
     (re.compile(r"'d\b"), " would"),
     # "what's" as "whats" reads ("what is"); any other "'s" is a possessive ("mum's port") and goes.
-    (re.compile(r"\b(what|how|where|who|that)'s\b"), r"\1 is"),
+    (re.compile(r"\b(what|how|where|who|that|there)'s\b"), r"\1 is"),
     (re.compile(r"'s\b"), ""),
 )
 

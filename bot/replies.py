@@ -28,12 +28,17 @@ from bot.normalize import FILLER, STORY_WORDS, fold, stem
 Kind = Literal["answer", "clarify", "fallback", "urgent", "chat"]
 _SMALLTALK_RATIO = 88.0
 _TALK_STORY_CHARS = 400  # beyond this, a message with a greeting in it is read as a question
-_TALK_WORDS_MOST = 10  # small talk worded another way is short
-# Words that only build a question ("what is it", "what can I do"): filler and question words, not the small talk
-# that filler also holds ("help?", "bot?", "ok").
+_TALK_WORDS_MOST = 12  # small talk worded another way is short
+# Words that only build a question ("can you tell me", "what is it"): filler and question words, not the small
+# talk that filler also holds ("help?", "bot?", "ok").
 _PLAIN = (FILLER - {"help", "bot", "portbot", "hi", "hello", "hey", "thanks", "thank", "cheers", "sorry", "bother",
                     "bothering", "ok", "okay", "lol", "haha", "advance"}
           | {"what", "whats", "how", "who", "why", "when", "where", "which"})
+# Words that speak to or about the bot: small talk in other words than its patterns holds one.
+_ADDRESSED = frozenset("you your yourself bot chatbot robot human person computer machine ai nurse doctor real "
+                       "automated someone anyone help portbot".split())
+# and those that can only mean the bot, so that its topic words do not make it a question: "who made you?"
+_TO_THE_BOT = frozenset("you your yourself bot chatbot robot computer machine ai automated portbot".split())
 _TALKING = frozenset({"talk", "speak", "chat", "doctor"})  # asking who is there: "talking to a robot or a doctor?"
 
 
@@ -237,20 +242,24 @@ def _talk(brain: Brain, message: str, leading: bool = False) -> tuple[str, str] 
 
 
 def _talk_words(brain: Brain, folded: str) -> tuple[str, str] | None:
-    """A short message made only of words that one intent's patterns use, none of them a topic of the guide: small
-    talk worded another way ("real person?", "am I talking to a robot or a nurse"). Of the intents whose words
-    cover it, the one with the closest pattern, words in any order."""
+    """A short message that speaks to or about the bot ("you", "real", "chatbot"...) in words that one intent's
+    patterns use, or words of the bot itself: small talk worded another way ("real person?", "am I talking to a
+    robot or a nurse", "who made this chatbot?"). Of the intents whose words cover it, the one with the closest
+    pattern, words in any order. ("is that ok?" or "what is it" speak to nobody: they ask about what was said.)"""
     words = folded.split()
-    if not words or len(words) > _TALK_WORDS_MOST or all(word in _PLAIN for word in words):
-        return None  # "what is it", "what can I do": a question about something said before, not small talk
-    weights = brain.index.weights
-    for word in words:
-        token = stem(word)
-        if weights.get(token) and token not in _CHATTY and token not in _STORY and token not in _TALKING:
-            return None  # "pain", "port", "start" may be small talk in a pattern, but alone they ask
+    if not words or len(words) > _TALK_WORDS_MOST or _ADDRESSED.isdisjoint(words):
+        return None
+    if all(word in _PLAIN for word in words):  # "can you tell me?" after a story asks about the story
+        return None
+    if _TO_THE_BOT.isdisjoint(words):  # then a word the guide answers about asks: "is the pain real?"
+        for word in words:
+            token = stem(word)
+            if brain.index.weights.get(token) and token not in _CHATTY and token not in _STORY | _TALKING:
+                return None
+    loose = {word for word in words if stem(word) in _CHATTY}
     best: tuple[float, str] | None = None
     for intent, known in brain.talk_words:
-        if known.issuperset(words):
+        if known.issuperset(word for word in words if word not in loose):
             patterns = [p for p, i, _ in brain.smalltalk if i == intent]
             hit = process.extractOne(folded, patterns, scorer=fuzz.token_sort_ratio)
             if hit is not None and (best is None or hit[1] > best[0]):
@@ -274,7 +283,7 @@ def _cut_short(folded: str) -> str:
 _TEXT_SPEAK = {"u": "you", "r": "are", "ur": "your", "ya": "you", "yu": "you", "pls": "please", "plz": "please",
                # and words that say the same to small talk: "am I talking to an actual nurse?"
                "an": "a", "actual": "real", "genuine": "real", "proper": "real", "speaking": "talking",
-               "chatting": "talking"}
+               "chatting": "talking", "automatic": "automated", "these": "this"}
 _TRAILING = re.compile(r"([a-z])\1+$")
 _DRAWN_OUT = re.compile(r"([a-z])\1{2,}")
 _STORY = frozenset(map(stem, STORY_WORDS))

@@ -307,7 +307,8 @@ def _read(clause: _Clause, compiled: _Compiled, looks_ahead: bool) -> _Facts:
         question = None  # "can't breathe" and "does not flush" are statements.
     return _Facts(
         terms=terms,
-        anaphora=any(speaks(m) for m in clause.get("anaphora")),
+        # ("I heard there's a bit with every port" passes on hearsay: it says nothing of the writer now.)
+        anaphora=any(speaks(m) for m in clause.get("anaphora")) and not general,
         has_site=bool(references or clause.get("site")),
         reports=reports,
         telling=tuple(m for m in reports if not (m.end - m.start == 1 and tokens[m.start] in _POSSESSIVES)),
