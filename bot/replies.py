@@ -34,6 +34,9 @@ _TALK_WORDS_MOST = 12  # small talk worded another way is short
 _PLAIN = (FILLER - {"help", "bot", "portbot", "hi", "hello", "hey", "thanks", "thank", "cheers", "sorry", "bother",
                     "bothering", "ok", "okay", "lol", "haha", "advance"}
           | {"what", "whats", "how", "who", "why", "when", "where", "which"})
+# What someone else said, asked back about: the small talk is what was said.
+_HEARSAY = re.compile(r"^(?:(?:someone|somebody|people|they|my \w+) (?:said|says|told me|tell me)|i (?:heard|read)|"
+                      r"is it true)(?: that)? | (?:is that|is it) (?:true|right|so)$")
 # Words that speak to or about the bot: small talk in other words than its patterns holds one.
 _ADDRESSED = frozenset("you your yourself bot chatbot robot human person computer machine ai nurse doctor real "
                        "automated someone anyone help portbot".split())
@@ -246,6 +249,7 @@ def _talk_words(brain: Brain, folded: str) -> tuple[str, str] | None:
     patterns use, or words of the bot itself: small talk worded another way ("real person?", "am I talking to a
     robot or a nurse", "who made this chatbot?"). Of the intents whose words cover it, the one with the closest
     pattern, words in any order. ("is that ok?" or "what is it" speak to nobody: they ask about what was said.)"""
+    folded = _HEARSAY.sub("", folded).strip()  # "someone said this is just a computer, is that true?"
     words = folded.split()
     if not words or len(words) > _TALK_WORDS_MOST or _ADDRESSED.isdisjoint(words):
         return None
