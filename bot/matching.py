@@ -218,6 +218,7 @@ _TEXTS_KEPT = 20_000  # phrasings
 _POINTS_BACK = re.compile(r"\b(?:that|this|these|those|same|such)\b", re.IGNORECASE)
 # Kisses at the end ("thanks x"): "x" is also half of "x ray", so it is no filler word, only dropped there.
 _KISSES = re.compile(r"(?:\s+x{1,4})+[\s.!]*$", re.IGNORECASE)
+_QUESTION_TOKENS = frozenset({"how", "long", "why", "whi", "when", "where", "what", "much", "mani", "which", "who"})
 _REFERS = re.compile(r"\b(?:it|they|them|then|one)\b", re.IGNORECASE)
 
 
@@ -244,9 +245,12 @@ def _clauses(index: Index, message: str) -> tuple[list[str], list[str]]:
         after = pieces[number + 1] if number + 1 < len(pieces) else ""
         asks = "?" in after or _ASKS.match(fold(clause)) is not None
         topic = any(index.weights.get(token, 0.0) >= topical and token not in _STORY for token in tokens)
-        if clauses and not topic and (_POINTS_BACK.search(clause) or _REFERS.search(clause)):
+        # (A bare "how long?" or "why?" after a statement asks about it too.)
+        backward = bool(_POINTS_BACK.search(clause) or _REFERS.search(clause))
+        elliptic = not backward and set(tokens) <= _QUESTION_TOKENS
+        if clauses and not topic and (backward or elliptic):
             start = next((i for i in range(len(clauses) - 1, -1, -1) if topics[i]), 0)
-            if not any(topics):  # nothing before names a topic: "it" or "that" is what the guide is about
+            if not any(topics) and backward:  # nothing before names a topic: "it" is what the guide is about
                 joined.append((f"{clause} {index.subject}", asks))
             if _POINTS_BACK.search(clause):
                 joined.append((" ".join([*(text for text, _ in clauses[start:]), clause]), asks))
