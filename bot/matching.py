@@ -207,6 +207,7 @@ _ASKS = re.compile(r"^(?:(?:so|and|but|also|ok|okay|oh|well|then|please|hi|hey|h
                    r"when|where|wheres|who|whos|why|which|am|any|wat|wot|wht|hw|cn|r|u|wil|wud|cud|shud)\b")
 # A clause found inside a longer message counts a little less than the same words sent alone.
 _CLAUSE_FACTOR = 0.96
+STATEMENT_FACTOR = 0.9  # and a story sentence beside a question, this much of that
 MIN_CLAUSE_TOKENS = 2
 CLEAR_WHOLE = 0.9
 _ROWS_KEPT = 1_000  # entries (about 3 MB at 30 phrasings each)
@@ -364,8 +365,11 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
     else:
         # A clear match of the whole message needs no second look.
         parts, factor = ([*questions, *statements] if top < CLEAR_WHOLE else []), _CLAUSE_FACTOR
+    told = frozenset(statements) if questions and factor != 1.0 else frozenset()
     if len(parts) > 1 or (parts and factor == 1.0):
         for clause in parts:
+            # A story sentence beside a question is less likely to be what is asked than the question.
+            weight = factor * (STATEMENT_FACTOR if clause in told else 1.0)
             part = index.lexicon.analyse(clause)
             clause_tokens = part.tokens
             distinct = set(clause_tokens)
@@ -373,7 +377,7 @@ def match(index: Index, message: str, settings: Matching) -> Decision:
             alone = len(distinct) >= MIN_CLAUSE_TOKENS or (
                 factor == 1.0 and any(index.weights.get(t, 0.0) >= topical / 1.5 for t in distinct))
             if alone and len(clause_tokens) < len(tokens):
-                for entry, hit in _rank(index, clause_tokens, factor, part.common, best).items():
+                for entry, hit in _rank(index, clause_tokens, weight, part.common, best).items():
                     if hit[0] > best.get(entry, (0.0, -1))[0]:
                         best[entry] = hit
     ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
