@@ -25,16 +25,16 @@ EVAL = Path(__file__).resolve().parent / "eval"
 DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "dev_questions.yaml"
 
 # Share of covered questions answered with the right facts, as measured when this floor was last raised.
-FLOORS = {"patients.yaml": 0.99, "holdout.yaml": 1.0, "safety.yaml": 1.0, "final.yaml": 0.98, "blind-a.yaml": 1.0,
+FLOORS = {"patients.yaml": 0.99, "holdout.yaml": 1.0, "safety.yaml": 1.0, "final.yaml": 0.99, "blind-a.yaml": 1.0,
           "blind-b.yaml": 0.98, "blind-c.yaml": 1.0, "blind-d.yaml": 0.98, "blind-e.yaml": 1.0,
-          "blind-f.yaml": 0.97, "blind-g.yaml": 0.98, "blind-h.yaml": 0.98, "blind-i.yaml": 0.99,
+          "blind-f.yaml": 0.98, "blind-g.yaml": 0.98, "blind-h.yaml": 0.98, "blind-i.yaml": 0.99,
           "blind-j.yaml": 0.96, "blind-k.yaml": 0.99, "blind-l.yaml": 0.96, "blind-m.yaml": 0.97,
           "blind-n.yaml": 0.97, "blind-o.yaml": 0.99, "blind-p.yaml": 0.96, "blind-q.yaml": 1.0,
           "blind-r.yaml": 0.99, "blind-s.yaml": 0.99, "blind-t.yaml": 0.93, "blind-w.yaml": 0.97,
           "blind-x.yaml": 1.0, "blind-u.yaml": 0.95, "blind-v.yaml": 0.96, "blind-y.yaml": 0.96,
           "blind-z.yaml": 0.93, "blind-aa.yaml": 0.98, "blind-ab.yaml": 0.96, "blind-ac.yaml": 0.99,
           "blind-ad.yaml": 0.92, "blind-ae.yaml": 0.95, "blind-af.yaml": 0.98,
-          "blind-ag.yaml": 0.9, "blind-ah.yaml": 0.92}
+          "blind-ag.yaml": 0.91, "blind-ah.yaml": 0.95}
 
 
 @pytest.fixture(scope="module")
