@@ -130,6 +130,15 @@ class Index:
         return found
 
 
+def indexed_documents(kb: KnowledgeBase) -> list[tuple[str, str, Iterator[str]]]:
+    """What the index is built from, in its order: each entry's id, question, and question and phrasings, then
+    each known gap's. An index's phrasing_texts are these texts, less those with no word to match."""
+    documents: list[tuple[str, str, Iterator[str]]] = [
+        (e.id, e.question, itertools.chain((e.question,), e.phrasings)) for e in kb.entries]
+    documents += [(GAP_PREFIX + g.topic, g.topic, iter(g.phrasings)) for g in kb.gaps]
+    return documents
+
+
 def build_index(kb: KnowledgeBase) -> Index:
     """Normalise every question and phrasing once, and weigh each word by how few entries use it.
 
@@ -144,9 +153,7 @@ def build_index(kb: KnowledgeBase) -> Index:
         texts.extend(gap.phrasings)
     lexicon = build_lexicon(kb.synonyms, texts)
     del texts
-    documents: list[tuple[str, str, Iterator[str]]] = [
-        (e.id, e.question, itertools.chain((e.question,), e.phrasings)) for e in kb.entries]
-    documents += [(GAP_PREFIX + g.topic, g.topic, iter(g.phrasings)) for g in kb.gaps]
+    documents = indexed_documents(kb)
     numbers: dict[str, int] = {}
     texts_of: list[str] = []
     entries_of = array("I")  # arrays from the start: lists of millions of numbers would double the peak memory

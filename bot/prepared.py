@@ -20,18 +20,19 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any
 
-from bot.knowledge import KnowledgeBase, check_knowledge
-from bot.matching import Index, build_index
+from bot.knowledge import Entry, Gap, KnowledgeBase, check_knowledge
+from bot.matching import Index, build_index, indexed_documents
 from bot.yamlfile import Problem
 
 log = logging.getLogger("portbot.prepared")
 
-FORMAT = 1  # raise when the layout of the prepared file changes
+FORMAT = 2  # raise when the layout of the prepared file changes
 LIBRARIES = ("PyYAML", "rapidfuzz", "snowballstemmer", "PyStemmer", "pyspellchecker")
 CODE = Path(__file__).resolve().parent
 _MAGIC = b"PORTBOT-PREPARED"
@@ -168,13 +169,15 @@ def _read(file: Path, key: str) -> Prepared | None:
                 return None
             size, digest = int(header[2], 16), header[3].decode("ascii")
             counted = _Counted(stream)
-            payload = _unpickle(counted)
+            kb, index, skipped, split, problems = _unpickle(counted)
+            if not (isinstance(kb, KnowledgeBase) and isinstance(index, Index) and isinstance(skipped, array)
+                    and isinstance(problems, list) and all(isinstance(p, Problem) for p in problems)):
+                raise TypeError("unexpected contents")
+            if split:
+                _read_phrasings(kb, counted)
             if counted.size != size or counted.hash.hexdigest() != digest or stream.read(1):
                 raise ValueError("checksum mismatch")
-        kb, index, problems = payload
-        if not (isinstance(kb, KnowledgeBase) and isinstance(index, Index) and isinstance(problems, list)
-                and all(isinstance(p, Problem) for p in problems)):
-            raise TypeError("unexpected contents")
+        _restore_texts(kb, index, skipped)
     except Exception as error:  # a damaged cache must never stop the bot: read the folder instead
         log.warning("ignoring the damaged prepared knowledge %s (%s); reading the knowledge folder", file,
                     _why(error))
@@ -193,7 +196,10 @@ def _write(file: Path, key: str, payload: tuple[KnowledgeBase, Index, list[Probl
         with os.fdopen(fd, "wb") as stream:
             stream.write(b"\0" * _HEADER)  # filled in once the payload's size and digest are known
             counted = _Counted(stream)
-            _Pickler(counted, protocol=pickle.HIGHEST_PROTOCOL).dump(payload)
+            stored, lines = _stored(*payload)
+            _Pickler(counted, protocol=pickle.HIGHEST_PROTOCOL).dump(stored)
+            for phrasings in lines:
+                counted.write(_phrasing_line(phrasings))
             stream.seek(0)
             stream.write(b"%s %s %016x %s\n" % (_MAGIC, key.encode(), counted.size, counted.hash.hexdigest().encode()))
         # No fsync: a file cut short by a crash fails its size and digest check, and is then simply made again.
@@ -242,9 +248,11 @@ class _Counted:
         self.hash.update(data)
         self.size += len(data)
 
-    def write(self, data: bytes) -> int:
-        self._seen(data)
-        return self.stream.write(data)
+    def write(self, data: bytes | pickle.PickleBuffer) -> int:
+        # The pickler hands over an array's own memory (a PickleBuffer) rather than a copy of it.
+        view = memoryview(data).cast("B")
+        self._seen(view)
+        return self.stream.write(view)
 
     def read(self, size: int = -1) -> bytes:
         data = self.stream.read(size)
@@ -268,6 +276,77 @@ class _Counted:
 # until the whole load ends); and each distinct int is one object again, as it was when built (the index's entry
 # counts hold hundreds of thousands of them). Both live in this one pickler, not in global copyreg hooks. (The
 # index's phrasings are arrays of numbers already, pickled as bytes.)
+
+
+_SEP = "\x1f"  # between the phrasings of one line: no phrasing holds it (or a line break), or none are left out
+
+
+def _array(typecode: str, data: bytes | bytearray) -> array[Any]:
+    return array(typecode, data)
+
+
+def _stored(kb: KnowledgeBase, index: Index,
+            problems: list[Problem]) -> tuple[tuple[Any, ...], list[tuple[str, ...]]]:
+    """What is pickled, and the phrasings written after it as plain lines.
+
+    The phrasings of entries and gaps (360 000 strings at 10 000 entries) are left out of the pickle and written
+    one line per entry or gap: pickled, each string would take a place in the pickler's memo, whose table (and
+    its doubling) added 25 MB to the peak memory of a save. The index is pickled without its phrasing texts, which
+    are those very strings less the ones with no word to match: the load takes them from the knowledge base again,
+    skipping the places listed here, so that they stay one object each, as after a fresh read."""
+    texts = index.phrasing_texts
+    skipped = array("I")
+    kept = position = 0
+    for _, _, phrasings in indexed_documents(kb):
+        for text in phrasings:
+            if kept < len(texts) and texts[kept] is text:
+                kept += 1
+            else:
+                skipped.append(position)
+            position += 1
+    if kept != len(texts):  # not built from this very knowledge base: keep its texts as they are
+        return (kb, index, array("I"), False, problems), []
+    index = dataclasses.replace(index, phrasing_texts=())
+    lines = [e.phrasings for e in kb.entries] + [g.phrasings for g in kb.gaps]
+    if any(_SEP in text or "\n" in text or "\r" in text for phrasings in lines for text in phrasings):
+        return (kb, index, skipped, False, problems), []
+    entries = tuple(dataclasses.replace(e, phrasings=()) for e in kb.entries)
+    by_id: Mapping[str, Any] = {e.id: e for e in entries}
+    if isinstance(kb.by_id, MappingProxyType):
+        by_id = MappingProxyType(dict(by_id))
+    light = dataclasses.replace(kb, entries=entries, gaps=tuple(dataclasses.replace(g, phrasings=()) for g in kb.gaps),
+                                by_id=by_id)
+    return (light, index, skipped, True, problems), lines
+
+
+def _phrasing_line(phrasings: tuple[str, ...]) -> bytes:
+    return f"{len(phrasings)}{_SEP}{_SEP.join(phrasings)}\n".encode()
+
+
+def _read_phrasings(kb: KnowledgeBase, stream: _Counted) -> None:
+    """Give the loaded entries and gaps back the phrasings _stored wrote after the pickle, a line each."""
+    items: tuple[Entry | Gap, ...] = (*kb.entries, *kb.gaps)
+    for item in items:
+        line = stream.readline()
+        if not line.endswith(b"\n"):
+            raise ValueError("the phrasings end too soon")
+        count, _, rest = line[:-1].decode("utf-8").partition(_SEP)
+        phrasings = tuple(rest.split(_SEP)) if int(count) else ()
+        if len(phrasings) != int(count) or item.phrasings:
+            raise ValueError("the phrasings do not match the knowledge base")
+        object.__setattr__(item, "phrasings", phrasings)
+
+
+def _restore_texts(kb: KnowledgeBase, index: Index, skipped: array[int]) -> None:
+    """Give a loaded index the phrasing texts _stored left out, the very strings of the loaded knowledge base."""
+    if index.phrasing_texts or not len(index.phrasing_entries):
+        return
+    left_out = set(skipped)
+    texts = tuple(text for position, text in enumerate(
+        text for _, _, phrasings in indexed_documents(kb) for text in phrasings) if position not in left_out)
+    if len(texts) != len(index.phrasing_entries):
+        raise ValueError("the phrasing texts do not match the index")
+    object.__setattr__(index, "phrasing_texts", texts)
 
 
 def _restore(cls: type, *values: Any) -> Any:
@@ -310,6 +389,8 @@ class _Pickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
+        if kind is array:  # its memory itself, not a copy of it in bytes (which the memo would keep to the end)
+            return _array, (obj.typecode, pickle.PickleBuffer(obj))
         if kind is MappingProxyType:
             return _proxy, (dict(obj),)
         plan = None if isinstance(obj, type) else _plan(kind)
@@ -323,7 +404,7 @@ class _Pickler(pickle.Pickler):
 # Only what a knowledge base and its index are made of may be named in the file.
 _CORE = frozenset({"bot.knowledge", "bot.matching", "bot.normalize", "bot.safety", "bot.safety_rules",
                    "bot.yamlfile"})
-_ALLOWED = frozenset({("bot.prepared", "_restore"), ("bot.prepared", "_proxy"),
+_ALLOWED = frozenset({("bot.prepared", "_restore"), ("bot.prepared", "_proxy"), ("bot.prepared", "_array"),
                       ("datetime", "date"),
                       ("array", "array"), ("array", "_array_reconstructor")})
 

@@ -91,6 +91,35 @@ def test_a_hit_answers_every_evaluation_message_exactly_like_a_fresh_read(
         assert respond(hit, message) == respond(fresh, message), message
 
 
+def test_a_hit_shares_each_phrasing_between_the_knowledge_base_and_the_index(kb_copy: Path, cache: Path) -> None:
+    """The phrasings are written after the pickle, a line per entry, and the index takes its texts from the loaded
+    knowledge base again: one string object each, as after a fresh read (copies would cost memory)."""
+    load_prepared(kb_copy, cache)
+    kb, index, _ = load_prepared(kb_copy, cache)
+    assert kb is not None and index is not None
+    own = {id(text) for item in (*kb.entries, *kb.gaps) for text in item.phrasings}
+    own |= {id(entry.question) for entry in kb.entries}
+    assert len(index.phrasing_texts) == len(index.phrasing_entries) > 1000
+    assert all(id(text) in own for text in index.phrasing_texts)
+
+
+@pytest.mark.parametrize("odd", ["a phrasing with a\x1fseparator", "a phrasing over\ntwo lines", ""])
+def test_phrasings_that_cannot_be_written_as_lines_are_kept_in_the_pickle(tmp_path: Path, kb_copy: Path,
+                                                                         odd: str) -> None:
+    """A phrasing holding the separator or a line break (or an empty one) still comes back exactly."""
+    fresh_kb, _ = check_knowledge(kb_copy)
+    assert fresh_kb is not None
+    first = dataclasses.replace(fresh_kb.entries[0], phrasings=(*fresh_kb.entries[0].phrasings, odd))
+    entries = (first, *fresh_kb.entries[1:])
+    kb = dataclasses.replace(fresh_kb, entries=entries, by_id={e.id: e for e in entries})
+    index = build_index(kb)
+    file, key = tmp_path / "knowledge.prepared", "k" * 64
+    prepared._write(file, key, (kb, index, []))
+    found = prepared._read(file, key)
+    assert found is not None
+    assert found == (kb, index, [])
+
+
 def test_same_bytes_with_a_new_modification_time_is_still_a_hit(kb_copy: Path, cache: Path,
                                                                  reads: list[Path]) -> None:
     """The key is the files' contents, not their times: saving a file unchanged does not cost a full read."""
