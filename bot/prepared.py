@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any
@@ -86,15 +86,18 @@ def _fresh(folder: Path) -> Prepared:
 
 def _key(folder: Path) -> str | None:
     """A digest of everything a prepared knowledge base depends on, or None when the files cannot all be read."""
-    try:
+    def parts() -> Iterator[bytes]:
         # The reader names files relative to the working folder, so the same folder reached another way differs.
-        parts = [_environment(), os.fsencode(folder), os.fsencode(Path.cwd())]
+        yield from (_environment(), os.fsencode(folder), os.fsencode(Path.cwd()))
         for relative, path in _knowledge_files(folder):
-            parts += [os.fsencode(relative), path.read_bytes()]
+            yield os.fsencode(relative)
+            yield path.read_bytes()  # one file at a time: a large guide's files together are 15 MB
+
+    try:
+        return _digest(parts())
     except OSError as error:
         log.debug("cannot fingerprint %s (%s); reading it without the prepared file", folder, _why(error))
         return None
-    return _digest(parts)
 
 
 @functools.cache
