@@ -172,9 +172,12 @@ def _smalltalk(brain: Brain, message: str) -> tuple[str, str] | None:
     talk = _talk(brain, message, leading=_WH_LED.match(fold(message)) is not None)
     if talk is not None or len(message) > _TALK_STORY_CHARS:
         return talk
+    parts = clause_parts(message)
+    if len(parts) < 2 and "," not in message:  # one part: read whole just now, and asking can only say less
+        return None
     found: tuple[str, str] | None = None
     talk_asked = False  # whether the part before was a small-talk question ("who made you?")
-    for clause, asks in clause_parts(message):
+    for clause, asks in parts:
         pieces = [piece for piece in clause.split(",") if piece.strip()]
         for number, piece in enumerate(pieces):
             # A part that asks is small talk only when it starts as small talk ("am I talking to a real person or
@@ -214,7 +217,8 @@ def _talk(brain: Brain, message: str, leading: bool = False) -> tuple[str, str] 
     folded = _talk_fold(message)
     if len(folded) > 80:
         return None
-    exact = brain.talk_index.get(folded) or brain.talk_index.get(_cut_short(folded))
+    exact = brain.talk_index.get(folded) or (brain.talk_index.get(_cut_short(folded))
+                                             if len(folded) <= _DRAWN_OUT_CHARS else None)
     if exact is not None:
         return exact
     if len(folded) >= 4:  # the closest pattern, first of equals, by rapidfuzz in one call
@@ -288,6 +292,7 @@ _TEXT_SPEAK = {"u": "you", "r": "are", "ur": "your", "ya": "you", "yu": "you", "
                # and words that say the same to small talk: "am I talking to an actual nurse?"
                "an": "a", "actual": "real", "genuine": "real", "proper": "real", "speaking": "talking",
                "chatting": "talking", "automatic": "automated", "these": "this"}
+_DRAWN_OUT_CHARS = 40  # drawn-out small talk is short: "heyy", "thanks sooo much", "byeee for now"
 _TRAILING = re.compile(r"([a-z])\1+$")
 _DRAWN_OUT = re.compile(r"([a-z])\1{2,}")
 _STORY = frozenset(map(stem, STORY_WORDS))
