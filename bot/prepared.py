@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any
@@ -199,8 +199,8 @@ def _write(file: Path, key: str, payload: tuple[KnowledgeBase, Index, list[Probl
         with os.fdopen(fd, "wb") as stream:
             stream.write(b"\0" * _HEADER)  # filled in once the payload's size and digest are known
             counted = _Counted(stream)
-            stored, lines = _stored(*payload)
-            _Pickler(counted, protocol=pickle.HIGHEST_PROTOCOL).dump(stored)
+            stored, lines, blanks = _stored(*payload)
+            _Pickler(counted, protocol=pickle.HIGHEST_PROTOCOL, blanks=blanks).dump(stored)
             for phrasings in lines:
                 counted.write(_phrasing_line(phrasings))
             stream.seek(0)
@@ -288,15 +288,19 @@ def _array(typecode: str, data: bytes | bytearray) -> array[Any]:
     return array(typecode, data)
 
 
+Blanks = frozenset[tuple[type, str]]
+
+
 def _stored(kb: KnowledgeBase, index: Index,
-            problems: list[Problem]) -> tuple[tuple[Any, ...], list[tuple[str, ...]]]:
-    """What is pickled, and the phrasings written after it as plain lines.
+            problems: list[Problem]) -> tuple[tuple[Any, ...], list[tuple[str, ...]], Blanks]:
+    """What is pickled, the phrasings written after it as plain lines, and the fields pickled empty.
 
     The phrasings of entries and gaps (360 000 strings at 10 000 entries) are left out of the pickle and written
     one line per entry or gap: pickled, each string would take a place in the pickler's memo, whose table (and
     its doubling) added 25 MB to the peak memory of a save. The index is pickled without its phrasing texts, which
     are those very strings less the ones with no word to match: the load takes them from the knowledge base again,
-    skipping the places listed here, so that they stay one object each, as after a fresh read."""
+    skipping the places listed here, so that they stay one object each, as after a fresh read. (The pickler leaves
+    the fields out as it goes: copies of the objects without them would add to the peak themselves.)"""
     texts = index.phrasing_texts
     skipped = array("I")
     kept = position = 0
@@ -308,18 +312,12 @@ def _stored(kb: KnowledgeBase, index: Index,
                 skipped.append(position)
             position += 1
     if kept != len(texts):  # not built from this very knowledge base: keep its texts as they are
-        return (kb, index, array("I"), False, problems), []
-    index = dataclasses.replace(index, phrasing_texts=())
+        return (kb, index, array("I"), False, problems), [], frozenset()
     lines = [e.phrasings for e in kb.entries] + [g.phrasings for g in kb.gaps]
     if any(_SEP in text or "\n" in text or "\r" in text for phrasings in lines for text in phrasings):
-        return (kb, index, skipped, False, problems), []
-    entries = tuple(dataclasses.replace(e, phrasings=()) for e in kb.entries)
-    by_id: Mapping[str, Any] = {e.id: e for e in entries}
-    if isinstance(kb.by_id, MappingProxyType):
-        by_id = MappingProxyType(dict(by_id))
-    light = dataclasses.replace(kb, entries=entries, gaps=tuple(dataclasses.replace(g, phrasings=()) for g in kb.gaps),
-                                by_id=by_id)
-    return (light, index, skipped, True, problems), lines
+        return (kb, index, skipped, False, problems), [], frozenset({(Index, "phrasing_texts")})
+    return ((kb, index, skipped, True, problems), lines,
+            frozenset({(Index, "phrasing_texts"), (Entry, "phrasings"), (Gap, "phrasings")}))
 
 
 def _phrasing_line(phrasings: tuple[str, ...]) -> bytes:
@@ -387,6 +385,10 @@ def _plan(cls: type) -> tuple[Callable[..., Any], tuple[str, ...]] | None:
 
 
 class _Pickler(pickle.Pickler):
+    def __init__(self, file: Any, protocol: int, blanks: Blanks = frozenset()) -> None:
+        super().__init__(file, protocol=protocol)
+        self.blanks = blanks  # (class, field) pairs pickled as an empty tuple (see _stored)
+
     def persistent_id(self, obj: Any) -> Any:
         return obj if type(obj) is int and not -5 <= obj <= 256 else None  # small ints are shared already
 
@@ -400,7 +402,7 @@ class _Pickler(pickle.Pickler):
         if plan is None:
             return NotImplemented
         rebuild, names = plan
-        values = tuple(getattr(obj, name) for name in names)
+        values = tuple(() if (kind, name) in self.blanks else getattr(obj, name) for name in names)
         return (kind, values) if rebuild is kind else (_restore, (kind, *values))
 
 
