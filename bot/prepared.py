@@ -16,6 +16,7 @@ import importlib.metadata
 import logging
 import os
 import pickle
+import platform
 import stat
 import sys
 import tempfile
@@ -103,7 +104,7 @@ def _key(folder: Path) -> str | None:
 @functools.cache
 def _environment() -> bytes:
     """The code as this process runs it: its own sources, Python and the libraries that shape the index."""
-    parts = [f"format {FORMAT}".encode(), sys.version.encode()]
+    parts = [f"format {FORMAT}".encode(), sys.version.encode(), f"{sys.byteorder} {platform.machine()}".encode()]
     for name in LIBRARIES:
         try:
             parts.append(f"{name} {importlib.metadata.version(name)}".encode())
@@ -277,8 +278,9 @@ class _Counted:
 # Two things keep the unpickled knowledge base no bigger than a freshly built one, and its load short: frozen
 # dataclasses are rebuilt from a flat argument tuple instead of the default state list (which would stay allocated
 # until the whole load ends); and each distinct int is one object again, as it was when built (the index's entry
-# counts hold hundreds of thousands of them). Both live in this one pickler, not in global copyreg hooks. (The
-# index's phrasings are arrays of numbers already, pickled as bytes.)
+# counts hold hundreds of thousands of them). Both live in this one pickler, not in global copyreg hooks. The
+# index's phrasings are arrays of numbers, pickled straight from their memory, in this machine's byte order (which
+# the key holds); the phrasings' texts follow the pickle as lines (see _stored).
 
 
 _SEP = "\x1f"  # between the phrasings of one line: no phrasing holds it (or a line break), or none are left out

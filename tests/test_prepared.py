@@ -266,7 +266,14 @@ def _another_python(code: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prepared.sys, "version", sys.version + " (another build)")
 
 
-@pytest.mark.parametrize("change", [_edit_source, _add_source, _upgrade_a_library, _another_python],
+def _another_byte_order(code: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index's arrays are saved in the machine's byte order: a cache folder shared with another kind of machine
+    must not hand them over."""
+    monkeypatch.setattr(prepared.sys, "byteorder", "big" if sys.byteorder == "little" else "little")
+
+
+@pytest.mark.parametrize("change", [_edit_source, _add_source, _upgrade_a_library, _another_python,
+                                    _another_byte_order],
                          ids=lambda f: f.__name__[1:])
 def test_the_code_fingerprint_covers_sources_libraries_and_python(
         code_copy: Path, monkeypatch: pytest.MonkeyPatch, change: Callable[[Path, pytest.MonkeyPatch], None]) -> None:
