@@ -35,7 +35,7 @@ FLOORS = {"patients.yaml": 0.99, "holdout.yaml": 1.0, "safety.yaml": 1.0, "final
           "blind-z.yaml": 0.93, "blind-aa.yaml": 0.98, "blind-ab.yaml": 0.96, "blind-ac.yaml": 0.99,
           "blind-ad.yaml": 0.92, "blind-ae.yaml": 0.95, "blind-af.yaml": 0.98,
           "blind-ag.yaml": 0.91, "blind-ah.yaml": 0.95,
-          "blind-ai.yaml": 0.95, "blind-aj.yaml": 0.93}
+          "blind-ai.yaml": 0.95, "blind-aj.yaml": 0.95}
 
 
 @pytest.fixture(scope="module")
