@@ -422,7 +422,7 @@ class EnglishWords:
 
 @functools.cache
 def english_words() -> EnglishWords:
-    """The English word list, read once per process (about 0.3 s) on first use."""
+    """The English word list, read once per process (about 0.2 s) on first use."""
     try:
         data = pkgutil.get_data("spellchecker", "resources/en.json.gz")
     except OSError:
@@ -469,7 +469,7 @@ def _summed(pairs: Iterable[tuple[str, int]]) -> Iterable[tuple[str, int]]:
 
 def english_frequency(word: str) -> int:
     """COMMON_WORD for a very common English word, 1 for another English word, 0 for anything else. The word
-    list is read on the first call (about 0.3 s, once per process): building a matching index does not need it,
+    list is read on the first call (about 0.2 s, once per process): building a matching index does not need it,
     answering does."""
     words = english_words()
     return COMMON_WORD if words.common(word) else 1 if word in words else 0

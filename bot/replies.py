@@ -82,8 +82,8 @@ class Brain:
     talk_index: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # folded pattern -> (intent, reply)
     # first word of a folded pattern -> the numbers of the patterns starting with it, in order
     talk_starts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
-    # intent -> every word its patterns use, in the order the intents come in the file
-    talk_words: tuple[tuple[str, frozenset[str]], ...] = ()
+    # per intent, in the order of the file: every word its patterns use, its patterns, and its reply
+    talk_words: tuple[tuple[str, frozenset[str], tuple[str, ...], str], ...] = ()
 
 
 def build_brain(kb: KnowledgeBase, settings: Settings, index: Index | None = None) -> Brain:
@@ -100,11 +100,16 @@ def build_brain(kb: KnowledgeBase, settings: Settings, index: Index | None = Non
     for number, (pattern, _, _) in enumerate(talk):
         starts.setdefault(pattern.split(" ", 1)[0], []).append(number)
     words: dict[str, set[str]] = {}
-    for pattern, intent, _ in talk:
+    patterns: dict[str, list[str]] = {}
+    replies: dict[str, str] = {}
+    for pattern, intent, reply in talk:
         words.setdefault(intent, set()).update(pattern.split())
+        patterns.setdefault(intent, []).append(pattern)
+        replies.setdefault(intent, reply)
     return Brain(kb, build_index(kb) if index is None else index, settings, texts, talk,
                  tuple(item[0] for item in talk), first, {word: tuple(found) for word, found in starts.items()},
-                 tuple((intent, frozenset(found)) for intent, found in words.items()))
+                 tuple((intent, frozenset(found), tuple(patterns[intent]), replies[intent])
+                       for intent, found in words.items()))
 
 
 def respond(brain: Brain, message: str) -> Reply:
@@ -265,16 +270,13 @@ def _talk_words(brain: Brain, folded: str) -> tuple[str, str] | None:
             if brain.index.weights.get(token) and token not in _CHATTY and token not in _STORY | _TALKING:
                 return None
     loose = {word for word in words if stem(word) in _CHATTY}
-    best: tuple[float, str] | None = None
-    for intent, known in brain.talk_words:
+    best: tuple[float, str, str] | None = None
+    for intent, known, patterns, reply in brain.talk_words:
         if known.issuperset(word for word in words if word not in loose):
-            patterns = [p for p, i, _ in brain.smalltalk if i == intent]
             hit = process.extractOne(folded, patterns, scorer=fuzz.token_sort_ratio)
             if hit is not None and (best is None or hit[1] > best[0]):
-                best = (hit[1], intent)
-    if best is None:
-        return None
-    return next((intent, reply) for _, intent, reply in brain.smalltalk if intent == best[1])
+                best = (hit[1], intent, reply)
+    return None if best is None else (best[1], best[2])
 
 
 def _talk_fold(text: str) -> str:
